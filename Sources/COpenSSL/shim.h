@@ -1,0 +1,6 @@
+#include <features.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <openssl/hmac.h>
+#include <openssl/ssl.h>
+#include <openssl/err.h>

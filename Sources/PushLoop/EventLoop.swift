@@ -1,0 +1,152 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The contract every loop backend implements (io_uring in IOUringLoop.swift, epoll in
+// EpollLoop.swift). PushLoop knows bytes and file descriptors only: never HTTP, topics or events.
+
+/// Which kernel interface a loop uses.
+public enum LoopBackendKind: String, Sendable, CaseIterable {
+    /// io_uring (liburing): multishot accept, multishot receive into a provided-buffer ring,
+    /// every send of one iteration submitted with one `io_uring_enter`.
+    case ioUring = "io_uring"
+    /// epoll(7) with non-blocking sockets; used where io_uring is unavailable.
+    case epoll
+}
+
+/// What the operator asked for: a backend, or `auto` (io_uring, falling back to epoll when
+/// `io_uring_queue_init` fails with ENOSYS, EPERM or any other error).
+public enum LoopBackendChoice: String, Sendable, CaseIterable {
+    case auto
+    case ioUring = "io_uring"
+    case epoll
+}
+
+/// Identifies one connection on one loop for its whole life. `slot` indexes the loop's connection
+/// table; `generation` changes each time a slot is reused, so a late completion that belongs to an
+/// earlier connection in the same slot is recognised and ignored.
+public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
+    public let slot: UInt32
+    public let generation: UInt32
+    public init(slot: UInt32, generation: UInt32) {
+        self.slot = slot
+        self.generation = generation
+    }
+    public var description: String { "c\(slot).\(generation)" }
+}
+
+/// A peer's IPv4 or IPv6 address and port, as accepted.
+public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
+    /// Numeric host (`127.0.0.1`, `::1`).
+    public let host: String
+    public let port: UInt16
+    public init(host: String, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Tuning for one loop. Every value has a safe default.
+public struct LoopOptions: Sendable {
+    /// How often `LoopHandler.tick(now:)` is called, in milliseconds.
+    public var tickMilliseconds: Int = 100
+    /// io_uring submission queue entries (the completion queue is twice this).
+    public var ringEntries: UInt32 = 4096
+    /// Provided receive buffers per loop (io_uring) and their size in bytes. Receive memory per loop
+    /// is `receiveBufferCount × receiveBufferSize`, shared by all of the loop's connections.
+    public var receiveBufferCount: Int = 256
+    public var receiveBufferSize: Int = 16 * 1024
+    /// How long accept pauses after EMFILE/ENFILE/ENOMEM/ENOBUFS, in milliseconds.
+    public var acceptBackoffMilliseconds: Int = 100
+    /// Thread name shown by top/perf (at most 15 bytes).
+    public var threadName: String = "pushd-loop"
+    public init() {}
+}
+
+/// Called by a loop on the loop's own thread. Implemented by the server layer.
+///
+/// Ordering guarantees: for one connection, `accepted` comes first, `closed` last and exactly once;
+/// after the handler calls `EventLoop.close(_:)` no callback but `closed` arrives for that id.
+public protocol LoopHandler: AnyObject {
+    /// A connection was accepted on listener `listener` (the value `addListener` returned).
+    /// The socket is non-blocking, close-on-exec, TCP_NODELAY. Receiving starts right after.
+    func accepted(_ id: ConnectionID, peer: PeerAddress, listener: Int)
+    /// Bytes arrived. `bytes` is valid only during the call (it is a provided buffer or the loop's
+    /// shared read buffer): copy what must outlive it.
+    func received(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer)
+    /// The peer closed its side (`error == 0`) or receiving failed (`error` is a positive errno such
+    /// as ECONNRESET). The connection stays open until the handler calls `close`.
+    func receiveEnded(_ id: ConnectionID, error: Int32)
+    /// The connection's one outstanding send finished: `result > 0` bytes were written (possibly
+    /// fewer than asked: a short send), or `result < 0` is `-errno` (EPIPE, ECONNRESET, …).
+    func sendCompleted(_ id: ConnectionID, result: Int)
+    /// The connection's socket is closed and its slot is free. Memory passed to `send` may be
+    /// released now, not before.
+    func closed(_ id: ConnectionID)
+    /// Another thread called `LoopWaker.wake()` at least once since the last call.
+    func woken()
+    /// Periodic tick, every `LoopOptions.tickMilliseconds`. `now` is CLOCK_MONOTONIC nanoseconds.
+    func tick(now: UInt64)
+    /// Called once per loop iteration after every completion of the iteration was dispatched and
+    /// before the iteration's sends are submitted (one `io_uring_enter` on io_uring): the place to
+    /// start coalesced sends.
+    func iterationWillEnd()
+}
+
+/// A handle another thread may use to interrupt a loop's wait (eventfd write). Cheap to call
+/// repeatedly: callers should still avoid waking a loop that is already awake.
+public final class LoopWaker: Sendable {
+    private let fd: Int32
+    /// Wraps an eventfd owned by the loop.
+    public init(eventFD: Int32) { self.fd = eventFD }
+    /// Makes the loop call `LoopHandler.woken()` soon. Safe from any thread.
+    public func wake() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { write(fd, $0.baseAddress, 8) }
+    }
+}
+
+/// One event loop on one thread. Not thread-safe: every method except `waker` is called on the
+/// loop's thread (the thread that created it and calls `run`).
+public protocol EventLoop: AnyObject {
+    /// The backend in use.
+    var kind: LoopBackendKind { get }
+    /// Receives every callback. Held unowned by the loop; set before `run`.
+    var handler: (any LoopHandler)? { get set }
+    /// Wakes this loop from another thread.
+    var waker: LoopWaker { get }
+    /// Starts accepting on a listening socket (bound, listening, non-blocking). The loop does not own
+    /// `fd` and never closes it. Returns the listener index passed to `accepted`.
+    func addListener(fd: Int32) -> Int
+    /// Stops accepting on every listener (drain); established connections are untouched.
+    func stopAccepting()
+    /// Sends `bytes` on `id`. At most one send per connection may be outstanding: call again only
+    /// after `sendCompleted`. The memory must stay valid and unchanged until `sendCompleted` or
+    /// `closed` for this id. On io_uring the send is queued and submitted with the iteration's batch.
+    func send(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer)
+    /// Closes `id`: cancels its receive and any outstanding send, closes the socket, then calls
+    /// `closed(id)` once (possibly later in this or a following iteration). Idempotent.
+    func close(_ id: ConnectionID)
+    /// The number of connections currently in the table.
+    var connectionCount: Int { get }
+    /// Runs the loop on the calling thread until `stop()`.
+    func run() throws
+    /// Makes `run` return after the current iteration. Call on the loop thread (from a callback).
+    func stop()
+}
+
+/// Errors creating or running a loop.
+public enum LoopError: Error, CustomStringConvertible {
+    /// `io_uring_queue_init` (or a required io_uring feature) failed; `errno` is positive.
+    case ioUringUnavailable(errno: Int32, reason: String)
+    /// A system call failed while setting the loop up.
+    case system(call: String, errno: Int32)
+
+    public var description: String {
+        switch self {
+        case .ioUringUnavailable(let e, let reason): return "io_uring unavailable (errno \(e)): \(reason)"
+        case .system(let call, let e): return "\(call) failed: errno \(e)"
+        }
+    }
+}

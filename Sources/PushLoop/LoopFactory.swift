@@ -1,0 +1,1 @@
+// Placeholder file replaced by the loop implementation: makeEventLoop(_:options:).
