@@ -1,0 +1,160 @@
+/// One loop's share of the fan-out: its stream logs, its subscribers, and the drain of its inbox.
+///
+/// Per event, the work here is one copy into each of this loop's logs that carry the event's
+/// topic — not one per subscriber. Subscribers are cursors; `forEachReadySubscriber` yields the
+/// ones that have unsent bytes and no send in flight, and the server starts one send for each.
+/// Single-threaded: everything runs on the owning loop's thread.
+public final class LoopFanout {
+    public let loopIndex: Int
+    public let broker: Broker
+    public var limits: QueueLimits
+    public var slowPolicy: SlowPolicy
+    private let chunkSize: Int
+
+    private var logsByKey: [StreamKey: StreamLog] = [:]
+    private var logsByTopic: [String: [StreamLog]] = [:]
+    private var dirtyLogs: [StreamLog] = []
+
+    /// Subscribers the `disconnect` policy detached since the last `takeEvicted()`.
+    private var evicted: [OutboundQueue] = []
+
+    /// Counters (this loop only).
+    public private(set) var eventsFannedOut: UInt64 = 0
+    public private(set) var slowDisconnects: UInt64 = 0
+    public private(set) var slowDrops: UInt64 = 0
+    public private(set) var subscriberCount = 0
+
+    public init(loopIndex: Int, broker: Broker, limits: QueueLimits, slowPolicy: SlowPolicy, chunkSize: Int = 16 * 1024) {
+        self.loopIndex = loopIndex
+        self.broker = broker
+        self.limits = limits
+        self.slowPolicy = slowPolicy
+        self.chunkSize = chunkSize
+    }
+
+    /// Takes this loop's inbox and appends each event to the logs that carry its topic.
+    public func drainInbox() {
+        let events = broker.inboxes[loopIndex].take()
+        if !events.isEmpty { fanOut(events) }
+    }
+
+    /// Appends `events` (in id order) to this loop's logs.
+    public func fanOut(_ events: [EncodedEvent]) {
+        for event in events {
+            guard let logs = logsByTopic[event.topic] else { continue }
+            for log in logs {
+                if !log.dirty { dirtyLogs.append(log) }
+                switch log.key.format {
+                case .sse: log.append(event.sse.buffer)
+                }
+            }
+            eventsFannedOut &+= 1
+        }
+        for log in dirtyLogs where log.maintenanceDue(limits: limits) {
+            maintain(log)
+        }
+    }
+
+    /// Calls `body` for every subscriber of a log that received events since the last call and
+    /// that has unsent bytes and no send in flight. `body` should start that subscriber's send.
+    public func forEachReadySubscriber(_ body: (OutboundQueue) -> Void) {
+        guard !dirtyLogs.isEmpty else { return }
+        let logs = dirtyLogs
+        dirtyLogs.removeAll(keepingCapacity: true)
+        for log in logs {
+            log.dirty = false
+            for s in log.subscribers where !s.isSending && s.position < log.head {
+                body(s)
+            }
+        }
+    }
+
+    /// Subscribes `queue` to `topics` (already validated, at most the configured count).
+    ///
+    /// Order of operations, which makes the replay/live seam exact: register with the Broker and
+    /// take the replay snapshot together with whatever sat in this loop's inbox (atomically with
+    /// publishes); fan the taken inbox out to the existing subscribers; only then attach the new
+    /// subscriber at the log's head. Everything up to the snapshot comes from the replay; everything
+    /// after it arrives through the inbox into the log, past the new cursor.
+    ///
+    /// The caller enqueues the returned gap signal and replay events on `queue` (before any live
+    /// byte: private segments always go first).
+    public func subscribe(
+        _ queue: OutboundQueue, topics: [String], format: StreamFormat, lastEventID: String?, nowMilliseconds: UInt64
+    ) -> Broker.Subscription {
+        var subscription = broker.subscribe(
+            loop: loopIndex, topics: topics, lastEventID: lastEventID, nowMilliseconds: nowMilliseconds)
+        if !subscription.pendingInbox.isEmpty {
+            fanOut(subscription.pendingInbox)
+            subscription.pendingInbox = []
+        }
+        let key = StreamKey(topics: topics, format: format)
+        let log: StreamLog
+        if let existing = logsByKey[key] {
+            log = existing
+        } else {
+            log = StreamLog(key: key, chunkSize: chunkSize)
+            logsByKey[key] = log
+            for topic in key.topics { logsByTopic[topic, default: []].append(log) }
+        }
+        log.attach(queue)
+        subscriberCount += 1
+        return subscription
+    }
+
+    /// Detaches `queue` from its log and unregisters it from the Broker. Idempotent.
+    public func unsubscribe(_ queue: OutboundQueue) {
+        guard let log = queue.log else { return }
+        detach(queue, from: log)
+    }
+
+    private func detach(_ queue: OutboundQueue, from log: StreamLog) {
+        log.detach(queue)
+        subscriberCount -= 1
+        broker.unsubscribe(loop: loopIndex, topics: log.key.topics)
+        if log.subscribers.isEmpty {
+            logsByKey[log.key] = nil
+            for topic in log.key.topics {
+                logsByTopic[topic]?.removeAll { $0 === log }
+                if logsByTopic[topic]?.isEmpty == true { logsByTopic[topic] = nil }
+            }
+            dirtyLogs.removeAll { $0 === log }
+        }
+    }
+
+    private func maintain(_ log: StreamLog) {
+        log.maintain(limits: limits) { s in
+            switch slowPolicy {
+            case .disconnect:
+                slowDisconnects &+= 1
+                evicted.append(s)
+                detach(s, from: log)
+            case .drop:
+                slowDrops &+= s.skipToHead()
+            }
+        }
+    }
+
+    /// Runs queue-limit checks and frees chunks on every log (from the loop's periodic tick).
+    public func maintainAll() {
+        for log in Array(logsByKey.values) { maintain(log) }
+    }
+
+    /// Subscribers the `disconnect` policy removed since the last call; the server closes them
+    /// (after their send in flight, if any, completes).
+    public func takeEvicted() -> [OutboundQueue] {
+        if evicted.isEmpty { return [] }
+        defer { evicted.removeAll() }
+        return evicted
+    }
+
+    /// Calls `body` for every attached subscriber (heartbeats, drain).
+    public func forEachSubscriber(_ body: (OutboundQueue) -> Void) {
+        for log in logsByKey.values { for s in log.subscribers { body(s) } }
+    }
+
+    /// Bytes held by this loop's logs.
+    public var retainedBytes: Int { logsByKey.values.reduce(0) { $0 + $1.retainedBytes } }
+    /// Number of logs.
+    public var logCount: Int { logsByKey.count }
+}
