@@ -214,7 +214,8 @@ public final class LoopInbox: Sendable {
         }
     }
 
-    func wake() {
+    /// Wakes the owning loop now (also used for control messages such as stop).
+    public func wake() {
         let w = waker.withLock { $0 }
         w?()
     }

@@ -1,0 +1,53 @@
+import PushCore
+import PushLoop
+
+/// One accepted connection's state on its loop: the HTTP request being read, what it has to write
+/// (`OutboundQueue`), and, once it subscribes, its place in the loop's fan-out.
+final class Connection {
+    /// What the connection is doing.
+    enum Mode {
+        /// Reading requests and answering them in order (publishers, health checks).
+        case http
+        /// An SSE stream: no more requests are read; events flow out until either side closes.
+        case eventStream
+    }
+
+    let id: ConnectionID
+    let peer: PeerAddress
+    var mode: Mode = .http
+    /// The request parser; released once the connection becomes a stream (idle streams hold no
+    /// parse state).
+    var parser: HTTPRequestParser?
+    /// The head of the request whose body is being read.
+    var head: HTTPRequestHead?
+    /// Body bytes of the current request.
+    var body: [UInt8] = []
+    /// Everything to write, in order.
+    let out: OutboundQueue
+    /// Close once everything queued has been written (after an error response or `Connection: close`).
+    var closeAfterFlush = false
+    /// `close` was called on the loop; waiting for `closed`.
+    var closing = false
+    /// Monotonic ns of the last send start or request start (idle/heartbeat/timeouts).
+    var lastActivity: UInt64
+    /// Monotonic ns when the current partial request head started arriving (0 when none).
+    var headStarted: UInt64 = 0
+    /// Monotonic ns when the `disconnect` slow policy evicted this subscriber (0 when not).
+    var evictedAt: UInt64 = 0
+    /// Whether the peer closed its side.
+    var peerClosed = false
+
+    init(id: ConnectionID, peer: PeerAddress, limits: HTTPParserLimits, now: UInt64) {
+        self.id = id
+        self.peer = peer
+        self.parser = HTTPRequestParser(limits: limits)
+        self.out = OutboundQueue(token: Connection.token(id))
+        self.lastActivity = now
+    }
+
+    /// Packs a connection id into the opaque token an OutboundQueue carries.
+    static func token(_ id: ConnectionID) -> UInt64 { UInt64(id.slot) << 32 | UInt64(id.generation) }
+    static func id(fromToken token: UInt64) -> ConnectionID {
+        ConnectionID(slot: UInt32(truncatingIfNeeded: token >> 32), generation: UInt32(truncatingIfNeeded: token))
+    }
+}

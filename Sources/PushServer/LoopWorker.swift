@@ -1,0 +1,236 @@
+import Logging
+import PushCore
+import PushLoop
+
+/// Everything one loop thread runs: the `LoopHandler` for its connections, its share of the
+/// fan-out, and its timers. Lives and dies on the loop's thread.
+final class LoopWorker: LoopHandler {
+    let index: Int
+    let loop: any EventLoop
+    let shared: ServerShared
+    let fanout: LoopFanout
+    let logger: Logger
+    let parserLimits: HTTPParserLimits
+    let config: ServerConfiguration
+
+    /// Connections by slot.
+    private var connections: [Connection?] = []
+    private var now: UInt64
+    private var lastSecondTick: UInt64 = 0
+
+    init(index: Int, loop: any EventLoop, shared: ServerShared, logger: Logger) {
+        self.index = index
+        self.loop = loop
+        self.shared = shared
+        self.config = shared.config
+        self.logger = logger
+        self.now = Clock.monotonicNanoseconds()
+        self.fanout = LoopFanout(
+            loopIndex: index, broker: shared.broker,
+            limits: QueueLimits(events: shared.config.subscriber.queueEvents, bytes: shared.config.subscriber.queueBytes),
+            slowPolicy: shared.config.subscriber.slowPolicy)
+        let h = shared.config.http
+        self.parserLimits = HTTPParserLimits(
+            maxRequestLineBytes: h.maxRequestLineBytes, maxHeaderBytes: h.maxHeaderBytes,
+            maxHeaderCount: h.maxHeaderCount, maxBodyBytes: max(h.maxEventBytes, h.maxBatchBytes))
+    }
+
+    // MARK: - Connection table
+
+    func connection(_ id: ConnectionID) -> Connection? {
+        let slot = Int(id.slot)
+        guard slot < connections.count, let c = connections[slot], c.id == id else { return nil }
+        return c
+    }
+
+    // MARK: - LoopHandler
+
+    func accepted(_ id: ConnectionID, peer: PeerAddress, listener: Int) {
+        let slot = Int(id.slot)
+        if slot >= connections.count {
+            connections.append(contentsOf: repeatElement(nil, count: slot - connections.count + 1))
+        }
+        connections[slot] = Connection(id: id, peer: peer, limits: parserLimits, now: now)
+        shared.stats.connectionOpened()
+        if shared.isDraining {
+            let c = connections[slot]!
+            reply(c, HTTPResponse.error(status: 503, code: "draining", message: "pushd is shutting down", close: true))
+        }
+    }
+
+    func received(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer) {
+        guard let c = connection(id), !c.closing else { return }
+        shared.stats.bytesIn(bytes.count)
+        guard c.mode == .http, !c.closeAfterFlush else { return }  // a stream reads nothing more
+        var rest = bytes
+        while !rest.isEmpty, c.mode == .http, !c.closeAfterFlush, !c.closing {
+            guard var parser = c.parser else { return }
+            let (consumed, event) = parser.parse(rest)
+            c.parser = parser
+            let chunk = rest
+            rest = UnsafeRawBufferPointer(rebasing: rest[consumed...])
+            switch event {
+            case .needMoreData:
+                if parser.hasPartialHead, c.headStarted == 0 { c.headStarted = now }
+            case .head(let head):
+                c.headStarted = 0
+                c.lastActivity = now
+                c.head = head
+                c.body.removeAll(keepingCapacity: false)
+                if case .contentLength(let n) = head.framing { c.body.reserveCapacity(n) }
+                if head.expectsContinue, head.framing != .none, head.versionMinor >= 1 {
+                    c.out.enqueue(HTTPResponse.continueResponse)
+                }
+            case .body(let range):
+                c.body.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[range]))
+            case .end:
+                if let head = c.head {
+                    c.head = nil
+                    let body = c.body
+                    c.body = []
+                    handleRequest(c, head: head, body: body)
+                }
+            case .error(let e):
+                shared.stats.badRequest()
+                reply(c, HTTPResponse.error(status: e.status, code: e.code, message: e.message, close: true))
+                return
+            }
+            if c.out.queuedSegmentBytes > 4 << 20 {
+                // The client pipelines requests without reading the answers.
+                logger.notice("closing \(c.peer): over 4 MiB of unread responses")
+                close(c)
+                return
+            }
+        }
+        startSend(c)
+    }
+
+    func receiveEnded(_ id: ConnectionID, error: Int32) {
+        guard let c = connection(id), !c.closing else { return }
+        c.peerClosed = true
+        if c.mode == .eventStream || error != 0 || c.out.isIdle {
+            close(c)
+        } else {
+            c.closeAfterFlush = true  // answer what was asked, then close
+        }
+    }
+
+    func sendCompleted(_ id: ConnectionID, result: Int) {
+        guard let c = connection(id), !c.closing else { return }
+        if result <= 0 {
+            close(c)
+            return
+        }
+        c.out.completed(result)
+        shared.stats.bytesOut(result)
+        if c.evictedAt != 0 && !c.out.isSending {
+            close(c)
+            return
+        }
+        if !startSend(c) && c.closeAfterFlush && c.out.isIdle {
+            close(c)
+        }
+    }
+
+    func closed(_ id: ConnectionID) {
+        let slot = Int(id.slot)
+        guard slot < connections.count, let c = connections[slot], c.id == id else { return }
+        connections[slot] = nil
+        shared.stats.connectionClosed(wasStream: c.mode == .eventStream)
+    }
+
+    func woken() {
+        if shared.stopRequested { loop.stop() }
+    }
+
+    func tick(now: UInt64) {
+        self.now = now
+        if shared.stopRequested {
+            loop.stop()
+            return
+        }
+        guard now - lastSecondTick >= 1_000_000_000 else { return }
+        lastSecondTick = now
+        secondTick()
+    }
+
+    func iterationWillEnd() {
+        now = Clock.monotonicNanoseconds()
+        fanout.drainInbox()
+        fanout.forEachReadySubscriber { queue in
+            if let c = connection(Connection.id(fromToken: queue.token)) { startSend(c) }
+        }
+        closeEvicted()
+    }
+
+    // MARK: - Writing
+
+    /// Starts the connection's next send if none is in flight. Returns whether one started.
+    @discardableResult
+    func startSend(_ c: Connection) -> Bool {
+        guard !c.closing, let bytes = c.out.nextSend() else { return false }
+        c.lastActivity = now
+        loop.send(c.id, bytes)
+        return true
+    }
+
+    /// Queues a complete response; a `close` response ends the connection once written.
+    func reply(_ c: Connection, _ response: SharedBytes, close: Bool = false) {
+        c.out.enqueue(response)
+        if close { c.closeAfterFlush = true }
+        if !startSend(c), c.closeAfterFlush, c.out.isIdle { self.close(c) }
+    }
+
+    func close(_ c: Connection) {
+        guard !c.closing else { return }
+        c.closing = true
+        if c.mode == .eventStream { fanout.unsubscribe(c.out) }
+        c.out.discardQueued()
+        c.parser = nil
+        loop.close(c.id)
+    }
+
+    private func closeEvicted() {
+        for queue in fanout.takeEvicted() {
+            guard let c = connection(Connection.id(fromToken: queue.token)) else { continue }
+            c.evictedAt = now
+            logger.notice(
+                "slow subscriber \(c.peer) disconnected: queue over \(config.subscriber.queueEvents) events or \(config.subscriber.queueBytes) bytes")
+            if !c.out.isSending { close(c) }
+        }
+    }
+
+    // MARK: - Timers
+
+    /// Once a second: heartbeats, timeouts, queue maintenance.
+    private func secondTick() {
+        fanout.maintainAll()
+        closeEvicted()
+        let heartbeat = UInt64(config.sse.heartbeat * 1e9)
+        let headerTimeout = UInt64(config.http.headerTimeout * 1e9)
+        let idleTimeout = UInt64(config.http.idleTimeout * 1e9)
+        for case let c? in connections where !c.closing {
+            switch c.mode {
+            case .eventStream:
+                if c.evictedAt != 0 && now - c.evictedAt > 2_000_000_000 {
+                    close(c)  // its last send never completed: the peer stopped reading
+                } else if heartbeat > 0, c.out.isIdle, now - c.lastActivity >= heartbeat {
+                    c.out.enqueue(ServerShared.heartbeatBytes)
+                    startSend(c)
+                }
+            case .http:
+                if c.headStarted != 0, headerTimeout > 0, now - c.headStarted > headerTimeout {
+                    reply(
+                        c,
+                        HTTPResponse.error(
+                            status: 408, code: "request_timeout",
+                            message: "the request head did not arrive within \(config.http.headerTimeout) s", close: true),
+                        close: true)
+                } else if c.head == nil, c.out.isIdle, idleTimeout > 0, now - c.lastActivity > idleTimeout {
+                    close(c)
+                }
+            }
+        }
+        if index == 0 { shared.broker.expire(nowMilliseconds: Clock.wallMilliseconds()) }
+    }
+}

@@ -1,0 +1,256 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import PushCore
+import PushLoop
+import Synchronization
+
+/// Errors starting the server.
+public enum ServerError: Error, CustomStringConvertible {
+    /// A listening socket could not be opened (address in use, permission, bad address).
+    case listen(address: String, reason: String)
+    /// A loop could not start (io_uring forced but unavailable, ring setup failed…).
+    case loopStart(index: Int, reason: String)
+    /// `pthread_create` failed with this error number.
+    case threadStart(errno: Int32)
+
+    public var description: String {
+        switch self {
+        case .listen(let a, let r): return "cannot listen on \(a): \(r)"
+        case .loopStart(let i, let r): return "event loop \(i) failed to start: \(r)"
+        case .threadStart(let e): return "cannot start a loop thread: errno \(e)"
+        }
+    }
+}
+
+/// State shared by every loop thread: read-only configuration, the Broker, counters and flags.
+final class ServerShared: Sendable {
+    let config: ServerConfiguration
+    let broker: Broker
+    let stats = ServerStats()
+    let ssePrelude: [UInt8]
+    static let heartbeatBytes = SharedBytes(SSEEncoder.heartbeat)
+    private let serving = Atomic<Bool>(false)
+    private let draining = Atomic<Bool>(false)
+    private let stop = Atomic<Bool>(false)
+
+    init(config: ServerConfiguration, broker: Broker) {
+        self.config = config
+        self.broker = broker
+        self.ssePrelude = SSEEncoder.prelude(retryMilliseconds: config.sse.retryMilliseconds)
+    }
+
+    var isServing: Bool { serving.load(ordering: .acquiring) && !draining.load(ordering: .acquiring) }
+    var isDraining: Bool { draining.load(ordering: .relaxed) }
+    var stopRequested: Bool { stop.load(ordering: .acquiring) }
+    func setServing() { serving.store(true, ordering: .releasing) }
+    func setDraining() { draining.store(true, ordering: .releasing) }
+    func requestStop() { stop.store(true, ordering: .releasing) }
+}
+
+/// The running daemon: one event loop thread per worker, each with its own `SO_REUSEPORT`
+/// listener on every configured address, sharing one `Broker`.
+///
+/// Thread-safe: `start` and `stop` may be called from the main thread or a signal-handling thread.
+public final class Server: Sendable {
+    /// Counters, readable from any thread.
+    public var stats: ServerStats { shared.stats }
+    private let shared: ServerShared
+    private let logger: Logger
+    private let workerCount: Int
+    private let startup = Mutex<StartupState>(StartupState())
+    private let listenerFDs: Mutex<[[Int32]]> = Mutex([])
+    private let boundPorts: Mutex<[UInt16]> = Mutex([])
+
+    private struct StartupState {
+        var spawned = 0
+        var ready = 0
+        var stopped = 0
+        var failure: String?
+        var kinds: [LoopBackendKind] = []
+    }
+
+    /// Prepares a server; nothing is opened until `start`.
+    public init(configuration: ServerConfiguration, logger: Logger) {
+        self.logger = logger
+        let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        self.workerCount = max(1, configuration.workers ?? max(1, online))
+        let r = configuration.replay
+        let broker = Broker(
+            loopCount: workerCount,
+            replayLimits: ReplayRing.Limits(
+                events: r.events, bytes: r.maxBytes, maxAgeMilliseconds: UInt64(r.maxAge * 1000)),
+            nowMilliseconds: Clock.wallMilliseconds())
+        self.shared = ServerShared(config: configuration, broker: broker)
+    }
+
+    /// Number of loop threads.
+    public var workers: Int { workerCount }
+    /// The backend each loop runs (after `start`).
+    public var backends: [LoopBackendKind] { startup.withLock { $0.kinds } }
+    /// The TCP port bound for each configured address (useful with port 0).
+    public var ports: [UInt16] { boundPorts.withLock { $0 } }
+
+    /// Opens the listeners, starts every loop thread and returns once all are accepting.
+    /// Throws `ServerError` (and closes what it opened) when a listener or a loop fails.
+    public func start() throws {
+        let config = shared.config
+        // Open one SO_REUSEPORT listener per loop per address; port 0 resolves on the first.
+        var perLoop = Array(repeating: [Int32](), count: workerCount)
+        var ports: [UInt16] = []
+        do {
+            for address in config.listen {
+                var port = address.port
+                for i in 0..<workerCount {
+                    let fd = try ListeningSocket.open(host: address.host, port: port)
+                    if port == 0 { port = ListeningSocket.localPort(of: fd) ?? 0 }
+                    perLoop[i].append(fd)
+                }
+                ports.append(port)
+            }
+        } catch {
+            for fds in perLoop { for fd in fds { Glibc.close(fd) } }
+            throw ServerError.listen(address: config.listen.map(\.description).joined(separator: ", "), reason: "\(error)")
+        }
+        listenerFDs.withLock { $0 = perLoop }
+        boundPorts.withLock { $0 = ports }
+
+        for i in 0..<workerCount {
+            let fds = perLoop[i]
+            let shared = self.shared
+            var logger = self.logger
+            logger[metadataKey: "loop"] = "\(i)"
+            let startup = self.startup
+            var options = config.loop
+            options.threadName = "pushd-loop-\(i)"
+            startup.withLock { $0.spawned += 1 }
+            try LoopThread.spawn { [logger] in
+                Server.runLoop(index: i, listeners: fds, options: options, shared: shared, logger: logger, startup: startup)
+            }
+        }
+        // Wait until every loop is accepting, or one failed.
+        while true {
+            let (ready, failure) = startup.withLock { ($0.ready, $0.failure) }
+            if let failure {
+                stop()
+                waitUntilStopped()
+                throw ServerError.loopStart(index: 0, reason: failure)
+            }
+            if ready == workerCount { break }
+            usleep(2000)
+        }
+        shared.setServing()
+        let kinds = backends
+        logger.info(
+            "pushd serving",
+            metadata: [
+                "listen": "\(zip(config.listen, ports).map { "\($0.host):\($1)" }.joined(separator: ","))",
+                "workers": "\(workerCount)",
+                "event_loop": "\(Set(kinds.map(\.rawValue)).sorted().joined(separator: ","))",
+            ])
+    }
+
+    private static func runLoop(
+        index: Int, listeners: [Int32], options: LoopOptions, shared: ServerShared, logger: Logger,
+        startup: Mutex<StartupState>
+    ) {
+        let loop: any EventLoop
+        do {
+            loop = try makeEventLoop(shared.config.eventLoop, options: options)
+        } catch {
+            startup.withLock { s in
+                s.failure = "\(error)"
+                s.stopped += 1
+            }
+            return
+        }
+        if shared.config.eventLoop == .auto, loop.kind == .epoll, index == 0 {
+            logger.warning("io_uring unavailable, using epoll", metadata: ["reason": "\(EventLoopFallback.lastReason ?? "unknown")"])
+        }
+        let worker = LoopWorker(index: index, loop: loop, shared: shared, logger: logger)
+        loop.handler = worker
+        let waker = loop.waker
+        shared.broker.inboxes[index].attach { waker.wake() }
+        for fd in listeners { _ = loop.addListener(fd: fd) }
+        startup.withLock { s in
+            s.ready += 1
+            s.kinds.append(loop.kind)
+        }
+        do {
+            try loop.run()
+        } catch {
+            logger.critical("event loop failed: \(error)")
+        }
+        withExtendedLifetime(worker) {}
+        startup.withLock { $0.stopped += 1 }
+    }
+
+    /// Asks every loop to stop after its current iteration. Safe from any thread.
+    public func stop() {
+        shared.setDraining()
+        shared.requestStop()
+        for inbox in shared.broker.inboxes { inbox.wake() }
+    }
+
+    /// Blocks until every started loop has returned, then closes the listeners.
+    public func waitUntilStopped() {
+        while true {
+            let (stopped, spawned) = startup.withLock { ($0.stopped, $0.spawned) }
+            if stopped >= spawned { break }
+            usleep(5000)
+        }
+        for fds in listenerFDs.withLock({ $0 }) { for fd in fds { Glibc.close(fd) } }
+        listenerFDs.withLock { $0 = [] }
+    }
+}
+
+/// Node-wide counters, updated with relaxed atomics from every loop.
+public final class ServerStats: Sendable {
+    private let _connections = Atomic<Int>(0)
+    private let _streams = Atomic<Int>(0)
+    private let _accepted = Atomic<UInt64>(0)
+    private let _requests = Atomic<UInt64>(0)
+    private let _badRequests = Atomic<UInt64>(0)
+    private let _published = Atomic<UInt64>(0)
+    private let _bytesIn = Atomic<UInt64>(0)
+    private let _bytesOut = Atomic<UInt64>(0)
+    private let _replayed = Atomic<UInt64>(0)
+    private let _gaps = Atomic<UInt64>(0)
+
+    /// Open connections.
+    public var connections: Int { _connections.load(ordering: .relaxed) }
+    /// Open SSE streams.
+    public var streams: Int { _streams.load(ordering: .relaxed) }
+    /// Connections accepted since start.
+    public var accepted: UInt64 { _accepted.load(ordering: .relaxed) }
+    /// Requests handled.
+    public var requests: UInt64 { _requests.load(ordering: .relaxed) }
+    /// Requests refused by the parser.
+    public var badRequests: UInt64 { _badRequests.load(ordering: .relaxed) }
+    /// Events published.
+    public var publishedEvents: UInt64 { _published.load(ordering: .relaxed) }
+    /// Bytes received and written.
+    public var bytesReceived: UInt64 { _bytesIn.load(ordering: .relaxed) }
+    public var bytesSent: UInt64 { _bytesOut.load(ordering: .relaxed) }
+    /// Events replayed to reconnecting subscribers; gap signals sent.
+    public var replayedEvents: UInt64 { _replayed.load(ordering: .relaxed) }
+    public var gapSignals: UInt64 { _gaps.load(ordering: .relaxed) }
+
+    func connectionOpened() {
+        _connections.add(1, ordering: .relaxed)
+        _accepted.add(1, ordering: .relaxed)
+    }
+    func connectionClosed(wasStream: Bool) {
+        _connections.subtract(1, ordering: .relaxed)
+        if wasStream { _streams.subtract(1, ordering: .relaxed) }
+    }
+    func streamOpened() { _streams.add(1, ordering: .relaxed) }
+    func request() { _requests.add(1, ordering: .relaxed) }
+    func badRequest() { _badRequests.add(1, ordering: .relaxed) }
+    func published() { _published.add(1, ordering: .relaxed) }
+    func bytesIn(_ n: Int) { _bytesIn.add(UInt64(n), ordering: .relaxed) }
+    func bytesOut(_ n: Int) { _bytesOut.add(UInt64(n), ordering: .relaxed) }
+    func replayed(_ n: Int) { _replayed.add(UInt64(n), ordering: .relaxed) }
+    func replayGap() { _gaps.add(1, ordering: .relaxed) }
+}
