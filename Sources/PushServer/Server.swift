@@ -59,16 +59,21 @@ public final class Server: Sendable {
     private let shared: ServerShared
     private let logger: Logger
     private let workerCount: Int
-    private let startup = Mutex<StartupState>(StartupState())
+    private let startup = StartupTracker()
     private let listenerFDs: Mutex<[[Int32]]> = Mutex([])
     private let boundPorts: Mutex<[UInt16]> = Mutex([])
 
-    private struct StartupState {
+    struct StartupState {
         var spawned = 0
         var ready = 0
         var stopped = 0
         var failure: String?
         var kinds: [LoopBackendKind] = []
+    }
+
+    final class StartupTracker: Sendable {
+        let state = Mutex<StartupState>(StartupState())
+        func withLock<R>(_ body: (inout StartupState) -> R) -> R { state.withLock { body(&$0) } }
     }
 
     /// Prepares a server; nothing is opened until `start`.
@@ -125,7 +130,7 @@ public final class Server: Sendable {
             var options = config.loop
             options.threadName = "pushd-loop-\(i)"
             startup.withLock { $0.spawned += 1 }
-            try LoopThread.spawn { [logger] in
+            try LoopThread.spawn { [logger, options] in
                 Server.runLoop(index: i, listeners: fds, options: options, shared: shared, logger: logger, startup: startup)
             }
         }
@@ -153,7 +158,7 @@ public final class Server: Sendable {
 
     private static func runLoop(
         index: Int, listeners: [Int32], options: LoopOptions, shared: ServerShared, logger: Logger,
-        startup: Mutex<StartupState>
+        startup: StartupTracker
     ) {
         let loop: any EventLoop
         do {
