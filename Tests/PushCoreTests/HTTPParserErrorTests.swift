@@ -80,6 +80,13 @@ let httpErrorCases: [ErrorCase] = [
     ErrorCase("control byte in value", "GET / HTTP/1.1\r\nHost: h\r\nX: a\u{1B}b\r\n\r\n", .badHeaderValue, 400),
     ErrorCase("missing Host", "GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", .missingHost, 400),
     ErrorCase("two Host fields", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", .duplicateHost, 400),
+    ErrorCase("Host list", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", .badHost, 400),
+    ErrorCase("Host with space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", .badHost, 400),
+    ErrorCase("Host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", .badHost, 400),
+    ErrorCase("Host with path", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", .badHost, 400),
+    ErrorCase("TLS ClientHello, no line end", [0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03], .badMethod, 400),
+    ErrorCase("method with CR inside", "GE\rT / HTTP/1.1\r\nHost: h\r\n\r\n", .bareCarriageReturn, 400),
+    ErrorCase("method CR then junk", "GE\r(T / HTTP/1.1\r\nHost: h\r\n\r\n", .bareCarriageReturn, 400),
     ErrorCase("two Host fields in HTTP/1.0", "GET / HTTP/1.0\r\nHost: a\r\nhost: a\r\n\r\n", .duplicateHost, 400),
     // Framing.
     ErrorCase(
@@ -262,6 +269,54 @@ struct HTTPParserErrorTests {
         #expect(finalError(collect(httpBytes(manyTrailers), limits: limits)) == .trailersTooLarge)
         let fine = chunkedHead + "0\r\nA: 1\r\nB: 2\r\n\r\n"
         #expect(collect(httpBytes(fine), limits: limits).last == .end)
+    }
+
+    @Test func nonHTTPBytesFailAtTheFirstByte() {
+        var parser = HTTPRequestParser()
+        let result = [UInt8(0x16)].withUnsafeBytes { parser.parse($0) }
+        #expect(result.event == .error(.badMethod))
+        // A valid method prefix keeps waiting.
+        var waiting = HTTPRequestParser()
+        #expect(httpBytes("PROPFI").withUnsafeBytes { waiting.parse($0) } == (6, .needMoreData))
+        #expect(waiting.hasPartialHead)
+    }
+
+    @Test func longMethodWithBadByteBeyondTheLimitIs414UnderAnySplit() {
+        var limits = HTTPParserLimits()
+        limits.maxRequestLineBytes = 16
+        for badAt in 14...20 {
+            var raw = [UInt8](repeating: UInt8(ascii: "A"), count: 24)
+            raw[badAt] = UInt8(ascii: "(")
+            raw += httpBytes(" / HTTP/1.1\r\nHost: h\r\n\r\n")
+            let reference = collect(raw, limits: limits)
+            #expect(finalError(reference) == (badAt <= 17 ? .badMethod : .uriTooLong), "bad byte at \(badAt)")
+            for cut in 1..<raw.count {
+                #expect(collect(raw, cuts: [cut], limits: limits) == reference, "bad byte at \(badAt), cut at \(cut)")
+            }
+        }
+    }
+
+    @Test func validHostValues() {
+        for host in ["example.com", "example.com:8080", "[::1]:8080", "127.0.0.1", "xn--bcher-kva.example", ""] {
+            #expect(parseHead("GET / HTTP/1.1\r\nHost: \(host)\r\n\r\n")?.headers["host"] == host)
+        }
+    }
+
+    @Test func longLinesDoNotPinMemory() {
+        // A 10 KiB field line cut in two reads grows the line buffer; it is released afterwards.
+        let input = httpBytes("GET / HTTP/1.1\r\nHost: h\r\nX-Big: \(String(repeating: "b", count: 10240))\r\n\r\n")
+        var parser = HTTPRequestParser()
+        let cut = 5000
+        let first = Array(input[..<cut]).withUnsafeBytes { parser.parse($0) }
+        #expect(first.event == .needMoreData)
+        #expect(parser.line.capacity >= 4096)
+        let second = Array(input[cut...]).withUnsafeBytes { parser.parse($0) }
+        if case .head(let head) = second.event {
+            #expect(head.headers["x-big"]?.utf8.count == 10240)
+        } else {
+            Issue.record("expected head, got \(second.event)")
+        }
+        #expect(parser.line.capacity <= 4096)
     }
 
     @Test func leadingEmptyLinesAtTheLimit() {

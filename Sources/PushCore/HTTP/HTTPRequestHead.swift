@@ -32,7 +32,8 @@ public struct HTTPRequestHead: Sendable, Equatable {
     public var framing: HTTPBodyFraming
     /// Whether the connection may stay open after this exchange (RFC 9112 §9.3): for HTTP/1.1
     /// true unless `Connection` lists `close`; for HTTP/1.0 true only when `Connection` lists
-    /// `keep-alive` (and not `close`).
+    /// `keep-alive` (and not `close`). When false, the caller closes the connection after the
+    /// response and ignores any request pipelined behind this one.
     public var keepAlive: Bool
     /// Whether the client sent `Expect: 100-continue` (RFC 9110 §10.1.1) and is waiting for a
     /// `100 Continue` before sending the body. Always false for HTTP/1.0, where the expectation

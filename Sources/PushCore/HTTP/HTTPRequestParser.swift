@@ -45,7 +45,8 @@ public enum HTTPParserEvent: Equatable, Sendable {
 /// - Field names are tokens directly followed by `:` (§5.1); values are OWS-trimmed and may hold
 ///   obs-text but no control byte except HTAB; obsolete line folding is a 400 (§5.2). Values are
 ///   decoded as UTF-8 (invalid sequences become U+FFFD).
-/// - HTTP/1.1 needs exactly one `Host`; more than one is refused for any version (§3.2).
+/// - HTTP/1.1 needs exactly one `Host`; more than one, or one whose value is not
+///   `host [":" port]`, is refused for any version (§3.2).
 /// - Framing (§6.3): `Content-Length` plus `Transfer-Encoding` is a 400; `Transfer-Encoding` must
 ///   be exactly one field `chunked` (else 501) and is refused in HTTP/1.0 (§6.1); `Content-Length`
 ///   is digits only, repeats must agree (`5, 5` is fine). A `Content-Length` over
@@ -53,6 +54,13 @@ public enum HTTPParserEvent: Equatable, Sendable {
 ///   call and before any body byte is consumed, ``HTTPParseError/payloadTooLarge``.
 /// - Chunked (§7.1): 1–16 hex digits, extensions ignored but bounded, CRLF after each chunk's
 ///   data checked, trailer fields validated and discarded (§7.1.2).
+/// - A method byte that is not a token character fails at once, without waiting for the line end
+///   (a TLS handshake on the plain port is refused at its first byte).
+///
+/// The parser keeps parsing pipelined requests after one with ``HTTPRequestHead/keepAlive`` false,
+/// and after an `Upgrade` request: stopping there is the caller's decision. After answering
+/// `101 Switching Protocols`, the bytes after that request's `.end` (the offset reached when `.end`
+/// is returned) belong to the new protocol and must not be given to this parser.
 public struct HTTPRequestParser: Sendable {
     enum State: Sendable, Equatable {
         /// Reading the request line and field lines.
@@ -85,6 +93,9 @@ public struct HTTPRequestParser: Sendable {
 
     // The head being built.
     var haveRequestLine = false
+    /// The method of the current request line has been scanned up to its SP (or a CR), so the
+    /// early check in ``scanMethod(_:from:to:)`` is over for this line.
+    var methodScanDone = false
     var emptyLines = 0
     /// Bytes of the header (or trailer) section so far, CRLFs included.
     var sectionBytes = 0
@@ -171,7 +182,12 @@ public struct HTTPRequestParser: Sendable {
         while i < n {
             var j = i
             while j < n, buffer[j] != HTTPSyntax.lf { j += 1 }
-            // Limits first, on what is known so far, so that any split reports the same error.
+            // The early method check, then the limits, on what is known so far: the same checks
+            // in the same order whether a line is complete or cut, so any split reports the same
+            // error.
+            if state == .head, !haveRequestLine, !methodScanDone, let error = scanMethod(buffer, from: i, to: j) {
+                return (i, fail(error))
+            }
             if let error = lineLimitError(lineLength: line.count + (j - i)) {
                 return (i, fail(error))
             }
@@ -191,13 +207,40 @@ public struct HTTPRequestParser: Sendable {
                 event = whole.withUnsafeBytes { bytes in
                     processLine(UnsafeRawBufferPointer(rebasing: bytes[..<(bytes.count - 1)]))
                 }
-                whole.removeAll(keepingCapacity: true)
-                swap(&whole, &line)
+                // Reuse the buffer, unless one long line grew it: that must not pin memory on
+                // an idle keep-alive connection.
+                if whole.capacity <= 4096 {
+                    whole.removeAll(keepingCapacity: true)
+                    swap(&whole, &line)
+                }
             }
+            methodScanDone = false
             i = j + 1
             if let event { return (i, event) }
         }
         return (n, .needMoreData)
+    }
+
+    /// Checks the method bytes of a request line as they arrive, so that a peer speaking something
+    /// else (a TLS ClientHello on the plain port, binary junk) is refused at its first byte rather
+    /// than after `maxRequestLineBytes` or a LF. Stops at the SP ending the method or at a CR
+    /// (left to ``parseRequestLine(_:)``), and never looks past the position where the 414 check
+    /// would fire, so that both checks agree under any split.
+    private mutating func scanMethod(_ buffer: UnsafeRawBufferPointer, from i: Int, to j: Int) -> HTTPParseError? {
+        let positionLimit = limits.maxRequestLineBytes + 2
+        var k = i
+        var position = line.count
+        while k < j, position < positionLimit {
+            let c = buffer[k]
+            if c == HTTPSyntax.sp || c == HTTPSyntax.cr {
+                methodScanDone = true
+                return nil
+            }
+            if !HTTPSyntax.isTokenChar(c) { return .badMethod }
+            k += 1
+            position += 1
+        }
+        return nil
     }
 
     /// The limit error for a line of which `lineLength` bytes (CR included, LF excluded) are known.
@@ -410,6 +453,7 @@ public struct HTTPRequestParser: Sendable {
 
         if versionMinor == 1, hostCount == 0 { return fail(.missingHost) }
         if hostCount > 1 { return fail(.duplicateHost) }
+        if hostCount == 1, let host = headers["host"], !Self.isValidHost(host) { return fail(.badHost) }
         var framing = HTTPBodyFraming.none
         if transferEncodingCount > 0 {
             if sawContentLength { return fail(.contentLengthWithTransferEncoding) }
@@ -454,6 +498,28 @@ public struct HTTPRequestParser: Sendable {
             state = .chunkSize
         }
         return .head(head)
+    }
+
+    /// Whether a Host value is `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986 §3.2.2): only the
+    /// bytes of a reg-name, IP literal or IPv4 address and a port; empty is allowed (§3.2). This
+    /// refuses whitespace, lists (`,`), userinfo (`@`) and paths, which proxies and virtual hosting
+    /// could read differently.
+    static func isValidHost(_ host: String) -> Bool {
+        for c in host.utf8 {
+            switch c {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"):
+                continue
+            case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"),
+                UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("),
+                UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ";"), UInt8(ascii: "="),
+                UInt8(ascii: ":"), UInt8(ascii: "["), UInt8(ascii: "]"):
+                continue
+            default:
+                return false
+            }
+        }
+        return true
     }
 
     /// Parses one Content-Length field value: a comma-separated list of decimal integers that must
