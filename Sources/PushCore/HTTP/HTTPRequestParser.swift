@@ -333,7 +333,6 @@ public struct HTTPRequestParser: Sendable {
         let method = HTTPMethod(
             token: String(decoding: UnsafeRawBufferPointer(rebasing: b[..<methodEnd]), as: UTF8.self))
         let pathEnd = questionMark < 0 ? targetEnd : questionMark
-        var pathStart = targetStart
         let path: String
         if b[targetStart] == HTTPSyntax.slash {
             path = String(decoding: UnsafeRawBufferPointer(rebasing: b[targetStart..<pathEnd]), as: UTF8.self)
@@ -341,14 +340,13 @@ public struct HTTPRequestParser: Sendable {
             guard method == .options else { throw .badRequestTarget }
             path = "*"
         } else {
-            pathStart = try Self.absoluteFormPathStart(
-                UnsafeRawBufferPointer(rebasing: b[targetStart..<pathEnd]))
+            let pathStart =
+                try targetStart
+                + Self.absoluteFormPathStart(UnsafeRawBufferPointer(rebasing: b[targetStart..<pathEnd]))
             path =
-                pathStart == pathEnd - targetStart
+                pathStart == pathEnd
                 ? "/"
-                : String(
-                    decoding: UnsafeRawBufferPointer(rebasing: b[(targetStart + pathStart)..<pathEnd]),
-                    as: UTF8.self)
+                : String(decoding: UnsafeRawBufferPointer(rebasing: b[pathStart..<pathEnd]), as: UTF8.self)
         }
         self.method = method
         self.versionMinor = version
@@ -443,7 +441,6 @@ public struct HTTPRequestParser: Sendable {
                         contentLengthError = error
                     }
                 }
-                if contentLength == nil, contentLengthError == nil { contentLengthError = .badContentLength }
             } else if HTTPSyntax.equalsIgnoringCase(u, "transfer-encoding".utf8) {
                 transferEncodingCount += 1
                 transferEncodingIsChunked = HTTPSyntax.equalsIgnoringCase(value.utf8, "chunked".utf8)
