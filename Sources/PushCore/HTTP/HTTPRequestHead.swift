@@ -2,8 +2,9 @@
 public enum HTTPBodyFraming: Equatable, Sendable {
     /// No content: neither `Content-Length` nor `Transfer-Encoding` was sent (RFC 9112 §6.3 rule 6).
     case none
-    /// Exactly this many bytes follow the head (`Content-Length`, RFC 9112 §6.2). A value too
-    /// large for `Int` is reported as `Int.max` (it always exceeds the body limit: 413).
+    /// Exactly this many bytes follow the head (`Content-Length`, RFC 9112 §6.2). Never more than
+    /// ``HTTPParserLimits/maxBodyBytes``: a larger value is ``HTTPParseError/payloadTooLarge``
+    /// instead of a head, so the count can size a buffer.
     case contentLength(Int)
     /// `Transfer-Encoding: chunked` (RFC 9112 §7.1); the total is known only at the last chunk.
     case chunked

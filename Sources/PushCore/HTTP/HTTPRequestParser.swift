@@ -50,8 +50,10 @@ public enum HTTPParserEvent: Equatable, Sendable {
 /// - Framing (§6.3): `Content-Length` plus `Transfer-Encoding` is a 400; `Transfer-Encoding` must
 ///   be exactly one field `chunked` (else 501) and is refused in HTTP/1.0 (§6.1); `Content-Length`
 ///   is digits only, repeats must agree (`5, 5` is fine). A `Content-Length` over
-///   ``HTTPParserLimits/maxBodyBytes`` yields ``HTTPParserEvent/head(_:)`` and then, on the next
-///   call and before any body byte is consumed, ``HTTPParseError/payloadTooLarge``.
+///   ``HTTPParserLimits/maxBodyBytes`` is reported as ``HTTPParseError/payloadTooLarge`` as soon as
+///   the head is complete, in place of ``HTTPParserEvent/head(_:)`` and before any body byte is
+///   consumed: no head ever announces more content than the limit (a caller may size its body
+///   buffer from it), and no `100 Continue` is sent for a body that will be refused.
 /// - Chunked (§7.1): 1–16 hex digits, extensions ignored but bounded, CRLF after each chunk's
 ///   data checked, trailer fields validated and discarded (§7.1.2).
 /// - A method byte that is not a token character fails at once, without waiting for the line end
@@ -65,10 +67,9 @@ public struct HTTPRequestParser: Sendable {
     enum State: Sendable, Equatable {
         /// Reading the request line and field lines.
         case head
-        /// The head of a body-less request was reported; the next call reports `.end`.
+        /// The head of a body-less request, or the last byte of a Content-Length body, was
+        /// reported; the next call reports `.end`.
         case endPending
-        /// The head was reported; the next call reports this error (413 for Content-Length).
-        case errorPending(HTTPParseError)
         /// Reading `remaining` more bytes of a Content-Length body.
         case fixedBody(remaining: Int)
         case chunkSize
@@ -137,9 +138,11 @@ public struct HTTPRequestParser: Sendable {
     ///
     /// Call repeatedly with the unconsumed rest of the buffer until it returns
     /// ``HTTPParserEvent/needMoreData`` (then `consumed == buffer.count`) or
-    /// ``HTTPParserEvent/error(_:)``. `.end`, and an error pending after a head, are reported with
-    /// `consumed == 0`, so an empty buffer is a valid argument. The parser keeps no pointer into
-    /// `buffer` after returning.
+    /// ``HTTPParserEvent/error(_:)``. Stopping when the buffer is empty is not enough: the `.end`
+    /// of a body-less or Content-Length request is reported with `consumed == 0`, typically after
+    /// the head or body has consumed the whole buffer, so an empty buffer is a valid argument. The
+    /// `.end` of a chunked body consumes the last chunk's trailer section. The parser keeps no
+    /// pointer into `buffer` after returning.
     /// - Returns: `consumed` bytes (0…`buffer.count`) and the event; for
     ///   ``HTTPParserEvent/body(_:)`` the range lies within `0..<consumed` of this `buffer`.
     public mutating func parse(_ buffer: UnsafeRawBufferPointer) -> (consumed: Int, event: HTTPParserEvent) {
@@ -154,9 +157,6 @@ public struct HTTPRequestParser: Sendable {
         case .endPending:
             state = .head
             return (0, .end)
-        case .errorPending(let error):
-            state = .dead(error)
-            return (0, .error(error))
         case .dead(let error):
             return (0, .error(error))
         case .chunkSize, .chunkSizeWhitespace, .chunkExtension, .chunkSizeLF, .chunkData, .chunkDataCR,
@@ -447,6 +447,8 @@ public struct HTTPRequestParser: Sendable {
             }
         }
         let sawContentLength = contentLength != nil || contentLengthError != nil
+        // The order of these checks decides which error a request with several faults gets; the
+        // framing ones come after Host so that a smuggling attempt is named as such.
 
         if versionMinor == 1, hostCount == 0 { return fail(.missingHost) }
         if hostCount > 1 { return fail(.duplicateHost) }
@@ -461,7 +463,10 @@ public struct HTTPRequestParser: Sendable {
             framing = .chunked
         } else if sawContentLength {
             if let contentLengthError { return fail(contentLengthError) }
-            framing = .contentLength(contentLength ?? 0)
+            let length = contentLength ?? 0
+            // Refused before any body byte and before the caller sees a head announcing it.
+            if length > limits.maxBodyBytes { return fail(.payloadTooLarge) }
+            framing = .contentLength(length)
         }
 
         let keepAlive =
@@ -483,8 +488,6 @@ public struct HTTPRequestParser: Sendable {
         switch framing {
         case .none, .contentLength(0):
             state = .endPending
-        case .contentLength(let length) where length > limits.maxBodyBytes:
-            state = .errorPending(.payloadTooLarge)
         case .contentLength(let length):
             state = .fixedBody(remaining: length)
         case .chunked:
@@ -521,7 +524,7 @@ public struct HTTPRequestParser: Sendable {
 
     /// Parses one Content-Length field value: a comma-separated list of decimal integers that must
     /// all be equal, to each other and to `current` (RFC 9112 §6.3, RFC 9110 §8.6). Values too
-    /// large for `Int` saturate to `Int.max`, which always exceeds the body limit.
+    /// large for `Int` saturate to `Int.max`, which always exceeds the body limit (413).
     private static func parseContentLength(_ value: String, into current: inout Int?) throws(HTTPParseError) {
         let u = value.utf8
         var start = u.startIndex
