@@ -357,7 +357,18 @@ struct ErrorTests {
         let found = ConfigLoader.check(file: path)
         #expect(found.count == 1)
         #expect(found.first?.keyPath == path)
-        #expect(found.first?.reason.hasPrefix("invalid YAML at line 4, column ") == true)
+        #expect(
+            found.first?.reason
+                == "invalid YAML at line 4, column 2: did not find expected key "
+                + "(while parsing a block mapping in line 1, column 1)")
+
+        #expect(check("a: b: c\n").map(\.reason) == [
+            "invalid YAML at line 1, column 5: mapping values are not allowed in this context",
+        ])
+        #expect(check("workers: 2\nworkers: 3\n").first?.reason.contains("'workers'") == true)
+        #expect(check("listen: [{host: a}]\n") == [
+            ConfigIssue(keyPath: "listen[0]", reason: "must be a single value, not a list or mapping"),
+        ])
 
         let notMapping = check("- just\n- a list\n")
         #expect(notMapping.first?.reason.hasPrefix("not a configuration file") == true)
