@@ -5,6 +5,12 @@ import Testing
 
 @testable import PushConfig
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 @Suite("Defaults and the shipped file")
 struct DefaultsTests {
     @Test("no file, no environment, no flags: the built-in defaults")
@@ -383,6 +389,20 @@ struct ErrorTests {
         #expect(
             issues(cli: CLIOverrides(configFile: path))
                 == [ConfigIssue(keyPath: path, reason: "cannot read file: No such file or directory")])
+    }
+
+    @Test("an empty --config is an error, an empty PUSHD_CONFIG means no file")
+    func emptyConfigPath() throws {
+        #expect(
+            issues(cli: CLIOverrides(configFile: ""))
+                == [ConfigIssue(keyPath: "--config", reason: "must name a file (got \"\")")])
+        #expect(try ConfigLoader.load(environment: ["PUSHD_CONFIG": ""]) == ServerConfiguration())
+    }
+
+    @Test("the process environment is read from environ")
+    func processEnvironment() {
+        let path = getenv("PATH").map { String(cString: $0) }
+        #expect(ConfigLoader.processEnvironment()["PATH"] == path)
     }
 
     @Test("unknown PUSHD_ variables are errors; PUSHD_CONFIG and other variables are not")
