@@ -98,7 +98,9 @@ public enum ConfigLoader {
 
         // The file, checked on its own.
         var file: YAMLFile?
-        if let path = cli.configFile ?? settings[configFileVariable] {
+        if cli.configFile == "" {
+            issues.append(ConfigIssue(keyPath: "--config", reason: "must name a file (got \"\")"))
+        } else if let path = cli.configFile ?? settings[configFileVariable] {
             do throws(ConfigError) {
                 let loaded = try YAMLFile.load(path: path)
                 file = loaded

@@ -173,7 +173,20 @@ extension String {
     }
 }
 
+extension String {
+    /// The string without leading and trailing `characters`.
+    func stripping(_ characters: String) -> String {
+        var result = self[...]
+        while let first = result.first, characters.contains(first) { result = result.dropFirst() }
+        while let last = result.last, characters.contains(last) { result = result.dropLast() }
+        return String(result)
+    }
+}
+
 extension Substring {
+    /// The substring without leading and trailing `characters`.
+    func stripping(_ characters: String) -> String { String(self).stripping(characters) }
+
     /// The substring without leading and trailing spaces, tabs and newlines.
     func trimmingWhitespaceSubstring() -> Substring {
         var result = self

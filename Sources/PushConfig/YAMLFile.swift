@@ -41,7 +41,7 @@ struct YAMLFile: Sendable {
                 data: bytes.span.bytes, providerName: "YAML file \(path)", parsingOptions: options)
             return YAMLFile(provider: StaticSnapshotProvider(snapshot: snapshot), keys: collector.keys)
         } catch {
-            throw ConfigError([ConfigIssue(keyPath: path, reason: describeParseError(error))])
+            throw ConfigError([describeParseError(error, path: path)])
         }
     }
 
@@ -77,24 +77,44 @@ struct YAMLFile: Sendable {
         }
     }
 
-    /// Words a Yams or YAMLSnapshot error. Yams reports `LINE:COLUMN: error: STAGE: PROBLEM:`
-    /// followed by a snippet of the file; the snippet is dropped, the position kept.
-    static func describeParseError(_ error: any Error) -> String {
+    /// Words a Yams or YAMLSnapshot error as the reason of an issue on the whole file, or as an
+    /// issue on one key when the error names it.
+    ///
+    /// Yams describes a syntax error as `LINE:COLUMN: error: STAGE: [CONTEXT\n]PROBLEM:\nSNIPPET`;
+    /// the snippet is dropped and the position kept.
+    static func describeParseError(_ error: any Error, path: String) -> ConfigIssue {
         let description = String(describing: error)
-        let firstLine = description.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? description
-        if firstLine == "Top level YAML value is not a mapping." {
-            return "not a configuration file: the top level must be a mapping of keys (see config/pushd.yaml)"
+        let lines = description.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let first = lines.first ?? description
+        if first == "Top level YAML value is not a mapping." {
+            return ConfigIssue(
+                keyPath: path,
+                reason: "not a configuration file: the top level must be a mapping of keys (see config/pushd.yaml)")
         }
-        // "3:8: error: scanner: mapping values are not allowed in this context:"
-        let parts = firstLine.split(separator: ":", maxSplits: 4, omittingEmptySubsequences: false)
+        // "Unexpected non-scalar value in array at listen at index: 0."
+        let nonScalar = "Unexpected non-scalar value in array at "
+        if first.hasPrefix(nonScalar), let at = first.ranges(of: " at index: ").last {
+            let key = first[first.index(first.startIndex, offsetBy: nonScalar.count)..<at.lowerBound]
+            let index = first[at.upperBound...].stripping(".")
+            return ConfigIssue(keyPath: "\(key)[\(index)]", reason: "must be a single value, not a list or mapping")
+        }
+        let parts = first.split(separator: ":", maxSplits: 4, omittingEmptySubsequences: false)
         if parts.count == 5, let line = Int(parts[0]), let column = Int(parts[1]),
             parts[2].trimmingWhitespaceSubstring() == "error"
         {
-            var problem = parts[4].trimmingWhitespaceSubstring()
-            if problem.hasSuffix(":") { problem = problem.dropLast() }
-            return "invalid YAML at line \(line), column \(column): \(problem)"
+            var text = String(parts[4].trimmingWhitespaceSubstring())
+            if !text.hasSuffix(":"), lines.count > 1 {
+                // CONTEXT on the first line, PROBLEM on the second.
+                text = lines[1].trimmingWhitespace().stripping(":") + " (" + text + ")"
+            }
+            return ConfigIssue(
+                keyPath: path,
+                reason: "invalid YAML at line \(line), column \(column): \(text.stripping(":"))")
         }
-        return "invalid YAML: \(firstLine)"
+        if first.hasPrefix("Parser: ") {
+            return ConfigIssue(keyPath: path, reason: "invalid YAML: " + first.dropFirst("Parser: ".count))
+        }
+        return ConfigIssue(keyPath: path, reason: "invalid YAML: \(first)")
     }
 }
 

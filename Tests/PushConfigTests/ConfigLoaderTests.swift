@@ -5,6 +5,12 @@ import Testing
 
 @testable import PushConfig
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
 @Suite("Defaults and the shipped file")
 struct DefaultsTests {
     @Test("no file, no environment, no flags: the built-in defaults")
@@ -357,7 +363,18 @@ struct ErrorTests {
         let found = ConfigLoader.check(file: path)
         #expect(found.count == 1)
         #expect(found.first?.keyPath == path)
-        #expect(found.first?.reason.hasPrefix("invalid YAML at line 4, column ") == true)
+        #expect(
+            found.first?.reason
+                == "invalid YAML at line 4, column 2: did not find expected key "
+                + "(while parsing a block mapping in line 1, column 1)")
+
+        #expect(check("a: b: c\n").map(\.reason) == [
+            "invalid YAML at line 1, column 5: mapping values are not allowed in this context",
+        ])
+        #expect(check("workers: 2\nworkers: 3\n").first?.reason.contains("'workers'") == true)
+        #expect(check("listen: [{host: a}]\n") == [
+            ConfigIssue(keyPath: "listen[0]", reason: "must be a single value, not a list or mapping"),
+        ])
 
         let notMapping = check("- just\n- a list\n")
         #expect(notMapping.first?.reason.hasPrefix("not a configuration file") == true)
@@ -372,6 +389,20 @@ struct ErrorTests {
         #expect(
             issues(cli: CLIOverrides(configFile: path))
                 == [ConfigIssue(keyPath: path, reason: "cannot read file: No such file or directory")])
+    }
+
+    @Test("an empty --config is an error, an empty PUSHD_CONFIG means no file")
+    func emptyConfigPath() throws {
+        #expect(
+            issues(cli: CLIOverrides(configFile: ""))
+                == [ConfigIssue(keyPath: "--config", reason: "must name a file (got \"\")")])
+        #expect(try ConfigLoader.load(environment: ["PUSHD_CONFIG": ""]) == ServerConfiguration())
+    }
+
+    @Test("the process environment is read from environ")
+    func processEnvironment() {
+        let path = getenv("PATH").map { String(cString: $0) }
+        #expect(ConfigLoader.processEnvironment()["PATH"] == path)
     }
 
     @Test("unknown PUSHD_ variables are errors; PUSHD_CONFIG and other variables are not")
