@@ -48,7 +48,7 @@ public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Tuning for one loop. Every value has a safe default.
-public struct LoopOptions: Sendable {
+public struct LoopOptions: Sendable, Equatable {
     /// How often `LoopHandler.tick(now:)` is called, in milliseconds.
     public var tickMilliseconds: Int = 100
     /// io_uring submission queue entries (the completion queue is twice this).
