@@ -190,9 +190,6 @@ public struct WebSocketFrameDecoder: Sendable {
                 payloadLength = UInt64(length7)
                 if let error = checkLength() { return error }
             }
-            if opcode.isControl, length7 > 125 {
-                return fail(.protocolError, "control frame payload longer than 125 bytes")
-            }
             return nil
         default:
             let maskStart = headerLength - 4
@@ -231,8 +228,14 @@ public struct WebSocketFrameDecoder: Sendable {
             if !fin { return fail(.protocolError, "fragmented control frame") }
         } else if op == .continuation {
             if messageOpcode == nil { return fail(.protocolError, "continuation frame without a message in progress") }
-        } else if messageOpcode != nil {
-            return fail(.protocolError, "new data frame while a fragmented message is in progress")
+        } else {
+            if messageOpcode != nil {
+                return fail(.protocolError, "new data frame while a fragmented message is in progress")
+            }
+            // The first frame of a message starts it, so its payload is UTF-8 checked as it arrives.
+            messageOpcode = op
+            messageCompressed = rsv1
+            utf8.reset()
         }
         payloadLength = 0
         mask = 0
@@ -242,7 +245,7 @@ public struct WebSocketFrameDecoder: Sendable {
     /// Checks the now-known payload length against the limits, before anything is reserved.
     private mutating func checkLength() -> WebSocketFrameEvent? {
         if opcode.isControl {
-            // Only reachable through a (non-minimal) extended length: the 7-bit case is checked above.
+            // Checked on the value, so a control frame with a (non-minimal) extended length ≤ 125 passes.
             if payloadLength > 125 { return fail(.protocolError, "control frame payload longer than 125 bytes") }
             return nil
         }
@@ -293,11 +296,6 @@ public struct WebSocketFrameDecoder: Sendable {
             case .pong: return .pong(payload)
             default: return closeFrame(payload)
             }
-        }
-        if opcode != .continuation {
-            messageOpcode = opcode
-            messageCompressed = rsv1
-            utf8.reset()
         }
         guard fin else { return nil }
         let kind = messageOpcode
