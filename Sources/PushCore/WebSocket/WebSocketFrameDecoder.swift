@@ -208,6 +208,11 @@ public struct WebSocketFrameDecoder: Sendable {
                 payloadRemaining = Int(payloadLength)
                 payloadOffset = 0
                 state = .payload
+                // One exact allocation for an unfragmented message. Later fragments grow the
+                // array geometrically: reserving exactly per fragment would be quadratic.
+                if opcode == .text || opcode == .binary, payloadRemaining > 0 {
+                    message.reserveCapacity(payloadRemaining)
+                }
             }
             return nil
         }
