@@ -1,5 +1,5 @@
 /// A command a client sends in a text message (API.md "Subscribe"), parsed by
-/// ``WebSocketMessages/parseCommand(_:)-(UnsafeRawBufferPointer)``. Every command may carry an optional `"ref"` string,
+/// ``WebSocketMessages/parseCommand(_:)``. Every command may carry an optional `"ref"` string,
 /// echoed in the `ack`/`error` reply so the client can match replies to commands.
 /// Topic and event names are returned as sent: validating them (`TopicName`, `EventName`) is
 /// the server's job, as for HTTP.
@@ -158,7 +158,7 @@ public enum WebSocketMessages {
         }
     }
 
-    /// ``parseCommand(_:)-(UnsafeRawBufferPointer)`` for an array (e.g. a ``WebSocketFrameEvent/text(_:)`` payload).
+    /// The same parser for an array (e.g. a ``WebSocketFrameEvent/text(_:)`` payload).
     public static func parseCommand(_ bytes: [UInt8]) -> Result<WebSocketCommand, WebSocketCommandError> {
         bytes.withUnsafeBytes { parseCommand($0) }
     }
