@@ -54,7 +54,7 @@ final class LoopWorker: LoopHandler {
         shared.stats.connectionOpened()
         if shared.isDraining {
             let c = connections[slot]!
-            reply(c, HTTPResponse.error(status: 503, code: "draining", message: "pushd is shutting down", close: true))
+            reply(c, HTTPResponse.error(status: 503, code: "draining", message: "pushd is shutting down", close: true), close: true)
         }
     }
 
@@ -95,7 +95,7 @@ final class LoopWorker: LoopHandler {
                 }
             case .error(let e):
                 shared.stats.badRequest()
-                reply(c, HTTPResponse.error(status: e.status, code: e.code, message: e.message, close: true))
+                reply(c, HTTPResponse.error(status: e.status, code: e.code, message: e.message, close: true), close: true)
                 return
             }
             if c.out.queuedSegmentBytes > 4 << 20 {
