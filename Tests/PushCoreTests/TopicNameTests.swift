@@ -81,7 +81,6 @@ struct EventNameTests {
         #expect(EventName.isValid("update"))
         #expect(EventName.isValid("A.b_c-9"))
         #expect(EventName.isValid(String(repeating: "x", count: 64)))
-        #expect(EventName.isValid("pushd.gap"))
     }
 
     @Test func invalid() {
