@@ -85,7 +85,7 @@ extension LoopWorker {
         for item in items where item.name == "event" {
             guard EventName.isValid(item.value) else {
                 return fail(
-                    c, 400, "bad_event_name", "event name must match [A-Za-z0-9._-]{1,64}", keepAlive)
+                    c, 400, "bad_event_name", "event name must match [A-Za-z0-9._-]{1,64} and not start with \"pushd.\"", keepAlive)
             }
             name = item.value
         }

@@ -27,6 +27,21 @@ public final class Broker: Sendable {
         var ids: EventIDGenerator
         var topics: [String: TopicState] = [:]
         var published: UInt64 = 0
+        /// The newest id evicted from any topic that was since forgotten (no events, no subscriber).
+        /// A re-created topic starts with it as its eviction mark, so a cursor older than it still
+        /// gets a gap signal: possibly a false alarm, never a silent miss.
+        var forgottenEvictedThrough: EventID?
+
+        mutating func forget(_ topic: String) {
+            if let e = topics[topic]?.ring.evictedThrough, forgottenEvictedThrough.map({ e > $0 }) ?? true {
+                forgottenEvictedThrough = e
+            }
+            topics[topic] = nil
+        }
+
+        func newTopic(limits: ReplayRing.Limits, loops: Int) -> TopicState {
+            TopicState(ring: ReplayRing(limits: limits, evictedThrough: forgottenEvictedThrough), interest: Array(repeating: 0, count: loops))
+        }
     }
 
     private let state: Mutex<State>
@@ -71,10 +86,8 @@ public final class Broker: Sendable {
                 let event = EncodedEvent(id: id, topic: topic, name: name, data: data)
                 out.append(event)
                 s.published &+= 1
-                let limits = replayLimits
-                let loops = inboxes.count
-                s.topics[topic, default: TopicState(ring: ReplayRing(limits: limits), interest: Array(repeating: 0, count: loops))]
-                    .ring.append(event, nowMilliseconds: nowMilliseconds)
+                if s.topics[topic] == nil { s.topics[topic] = s.newTopic(limits: replayLimits, loops: inboxes.count) }
+                s.topics[topic]!.ring.append(event, nowMilliseconds: nowMilliseconds)
                 let interest = s.topics[topic]!.interest
                 for loop in 0..<interest.count where interest[loop] > 0 {
                     if inboxes[loop].push(event) && loop != fromLoop { wake[loop] = true }
@@ -113,12 +126,14 @@ public final class Broker: Sendable {
     /// `lastEventID` is the client's cursor (`Last-Event-ID` header or `last_event_id` query), nil
     /// when the client sent none. A cursor that is malformed, from before this run, newer than any
     /// id assigned, or older than an evicted event of one of the topics yields a `gap`.
-    public func subscribe(loop: Int, topics: [String], lastEventID: String?, nowMilliseconds: UInt64) -> Subscription {
-        state.withLock { s in
-            let loops = inboxes.count
+    public func subscribe(loop: Int, topics requested: [String], lastEventID: String?, nowMilliseconds: UInt64) -> Subscription {
+        // Each topic once: interest is released once per distinct topic (`StreamKey.topics`), and a
+        // repeated topic must not replay its events twice.
+        let topics = StreamKey(topics: requested, format: .sse).topics
+        return state.withLock { s in
             for topic in topics {
-                s.topics[topic, default: TopicState(ring: ReplayRing(limits: replayLimits), interest: Array(repeating: 0, count: loops))]
-                    .interest[loop] += 1
+                if s.topics[topic] == nil { s.topics[topic] = s.newTopic(limits: replayLimits, loops: inboxes.count) }
+                s.topics[topic]!.interest[loop] += 1
             }
             let pending = inboxes[loop].take()
             guard let cursorText = lastEventID else {
@@ -133,7 +148,7 @@ public final class Broker: Sendable {
             guard let cursor = EventID(parsing: cursorText) else {
                 return Subscription(replay: [], gap: Gap(lastEventID: cursorText, oldestRetained: oldest), pendingInbox: pending)
             }
-            if cursor < bootID || cursor > s.ids.last { gap = true }
+            if cursor <= bootID || cursor > s.ids.last { gap = true }
             var replay: [EncodedEvent] = []
             for topic in topics {
                 let ring = s.topics[topic]!.ring
@@ -153,11 +168,8 @@ public final class Broker: Sendable {
             for topic in topics {
                 guard var t = s.topics[topic] else { continue }
                 t.interest[loop] = max(0, t.interest[loop] - 1)
-                if t.ring.events.isEmpty && t.interest.allSatisfy({ $0 == 0 }) {
-                    s.topics[topic] = nil
-                } else {
-                    s.topics[topic] = t
-                }
+                s.topics[topic] = t
+                if t.ring.events.isEmpty && t.interest.allSatisfy({ $0 == 0 }) { s.forget(topic) }
             }
         }
     }
@@ -172,7 +184,7 @@ public final class Broker: Sendable {
                 let t = s.topics[key]!
                 if t.ring.events.isEmpty && t.interest.allSatisfy({ $0 == 0 }) { dead.append(key) }
             }
-            for key in dead { s.topics[key] = nil }
+            for key in dead { s.forget(key) }
         }
     }
 

@@ -14,6 +14,8 @@ public final class LoopFanout {
     private var logsByKey: [StreamKey: StreamLog] = [:]
     private var logsByTopic: [String: [StreamLog]] = [:]
     private var dirtyLogs: [StreamLog] = []
+    /// Logs whose queue-limit check is due at the next `fanOut`.
+    private var pendingMaintenance: [StreamLog] = []
 
     /// Subscribers the `disconnect` policy detached since the last `takeEvicted()`.
     private var evicted: [OutboundQueue] = []
@@ -40,6 +42,13 @@ public final class LoopFanout {
 
     /// Appends `events` (in id order) to this loop's logs.
     public func fanOut(_ events: [EncodedEvent]) {
+        // Queue limits are checked before appending the new batch, not after: by now every
+        // subscriber without a send in flight has had the chance to hand its backlog to the kernel,
+        // so a subscriber is judged slow only when it really did not keep up — never because one
+        // iteration's batch was large.
+        for log in dirtyLogs where log.maintenanceDue(limits: limits) { maintain(log) }
+        for log in pendingMaintenance where log.maintenanceDue(limits: limits) { maintain(log) }
+        pendingMaintenance.removeAll(keepingCapacity: true)
         for event in events {
             guard let logs = logsByTopic[event.topic] else { continue }
             for log in logs {
@@ -50,9 +59,6 @@ public final class LoopFanout {
             }
             eventsFannedOut &+= 1
         }
-        for log in dirtyLogs where log.maintenanceDue(limits: limits) {
-            maintain(log)
-        }
     }
 
     /// Calls `body` for every subscriber of a log that received events since the last call and
@@ -61,6 +67,7 @@ public final class LoopFanout {
         guard !dirtyLogs.isEmpty else { return }
         let logs = dirtyLogs
         dirtyLogs.removeAll(keepingCapacity: true)
+        for log in logs where log.maintenanceDue(limits: limits) { pendingMaintenance.append(log) }
         for log in logs {
             log.dirty = false
             for s in log.subscribers where !s.isSending && s.position < log.head {
@@ -119,6 +126,7 @@ public final class LoopFanout {
                 if logsByTopic[topic]?.isEmpty == true { logsByTopic[topic] = nil }
             }
             dirtyLogs.removeAll { $0 === log }
+            pendingMaintenance.removeAll { $0 === log }
         }
     }
 

@@ -24,7 +24,11 @@ public struct ReplayRing: Sendable {
     public private(set) var evictedThrough: EventID?
     public let limits: Limits
 
-    public init(limits: Limits) { self.limits = limits }
+    /// `evictedThrough` seeds the eviction mark (for a topic re-created after being forgotten).
+    public init(limits: Limits, evictedThrough: EventID? = nil) {
+        self.limits = limits
+        self.evictedThrough = evictedThrough
+    }
 
     /// The oldest retained id.
     public var oldest: EventID? { events.first?.id }

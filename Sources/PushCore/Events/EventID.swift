@@ -38,6 +38,7 @@ public struct EventID: Comparable, Hashable, Sendable, CustomStringConvertible {
             }
             guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { return nil }
             digits += 1
+            if digits > 20 { return nil }
             let d = UInt64(b - UInt8(ascii: "0"))
             if sawDash {
                 let (m, o1) = seq.multipliedReportingOverflow(by: 10)
@@ -75,6 +76,8 @@ public struct EventIDGenerator: Sendable {
     public mutating func next(nowMilliseconds: UInt64) -> EventID {
         if nowMilliseconds > last.milliseconds {
             last = EventID(milliseconds: nowMilliseconds, sequence: 0)
+        } else if last.sequence == .max {
+            last = EventID(milliseconds: last.milliseconds + 1, sequence: 0)
         } else {
             last = EventID(milliseconds: last.milliseconds, sequence: last.sequence + 1)
         }

@@ -63,8 +63,13 @@ public enum TopicName {
     }
 }
 
-/// Event type names for the SSE `event:` field (API.md "Publish"): `[A-Za-z0-9._-]{1,64}`.
+/// Event type names for the SSE `event:` field (API.md "Publish"): `[A-Za-z0-9._-]{1,64}`, not
+/// starting with `pushd.` (reserved for pushd's own signals, such as `pushd.gap`, so a publisher
+/// cannot forge them).
 public enum EventName {
+    /// Whether `name` is in pushd's reserved `pushd.` namespace.
+    public static func isReserved(_ name: String) -> Bool { name.hasPrefix("pushd.") }
+
     /// Longest event name, in bytes.
     public static let maxBytes = 64
 
@@ -72,7 +77,7 @@ public enum EventName {
     /// never break SSE framing (WHATWG HTML §9.2.6).
     public static func isValid(_ name: String) -> Bool {
         let u = name.utf8
-        guard !u.isEmpty, u.count <= maxBytes else { return false }
+        guard !u.isEmpty, u.count <= maxBytes, !isReserved(name) else { return false }
         for b in u {
             switch b {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
