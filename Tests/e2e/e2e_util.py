@@ -479,6 +479,23 @@ class AsyncPublisher:
         return doc["id"]
 
 
+async def wait_progress(subs, done, timeout: float, stall: float = 5.0) -> None:
+    """Wait until `done(sub)` holds for every subscriber, or until nothing new arrived for
+    `stall` seconds, or `timeout` in total. Never raises: the caller compares what arrived."""
+    end = time.monotonic() + timeout
+    last_total, last_change = -1, time.monotonic()
+    while time.monotonic() < end:
+        if all(done(s) or s.eof for s in subs):
+            return
+        total = sum(s.bytes_in for s in subs)
+        now = time.monotonic()
+        if total != last_total:
+            last_total, last_change = total, now
+        elif now - last_change > stall:
+            return
+        await asyncio.sleep(0.05)
+
+
 def free_port() -> int:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind(("127.0.0.1", 0))
