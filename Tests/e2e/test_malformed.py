@@ -91,7 +91,10 @@ def _attack_unknown_path(port):
 def _attack_wrong_method(port):
     with SyncConn(port) as c:
         c.send(request_bytes("DELETE", f"/topics/{TOPIC}"))
-        assert_json_error(c.read_response(), 405)
+        r = c.read_response()
+        assert_json_error(r, 405)
+        allow = {m.strip().upper() for m in r.headers.get("allow", "").split(",")}
+        assert {"GET", "POST"} <= allow, f"405 should carry Allow: GET, POST (got {allow})"
         c.send(request_bytes("PUT", f"/topics/{TOPIC}", b"data"))
         assert_json_error(c.read_response(), 405)
 
