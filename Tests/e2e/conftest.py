@@ -146,6 +146,9 @@ class Pushd:
         self._log.close()
 
 
+_STARTUP_FAILURES: dict[tuple, str] = {}
+
+
 @pytest.fixture(params=_selected_backends())
 def backend(request) -> str:
     return request.param
@@ -158,9 +161,13 @@ def pushd_factory(backend, tmp_path, request):
 
     def start(env: dict[str, str] | None = None, args: list[str] | None = None) -> Pushd:
         binary = pushd_binary()
+        key = (binary, backend, tuple(sorted((env or {}).items())), tuple(args or ()))
+        if key in _STARTUP_FAILURES:  # do not wait 20 s again for every test
+            pytest.fail("pushd failed to start earlier in this session with the same "
+                        "configuration:\n" + _STARTUP_FAILURES[key], pytrace=False)
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHD_")}
         child_env.update(env or {})
-        last_err: Exception | None = None
+        last_err = ""
         for attempt in range(3):  # the free port can be stolen between probe and bind
             port = free_port()
             argv = [binary, "serve", "--listen", f"127.0.0.1:{port}", *BACKENDS[backend],
@@ -172,14 +179,15 @@ def pushd_factory(backend, tmp_path, request):
             try:
                 d.wait_healthy(20.0)
             except RuntimeError as e:
-                d.stop()
-                last_err = e
-                if "in use" in d.log().lower():
-                    continue
-                pytest.fail(str(e), pytrace=False)
-            started.append(d)
-            return d
-        pytest.fail(str(last_err), pytrace=False)
+                last_err = str(e)
+            else:
+                started.append(d)
+                return d
+            d.stop()
+            if "in use" not in d.log().lower():
+                break
+        _STARTUP_FAILURES[key] = last_err
+        pytest.fail(last_err, pytrace=False)
 
     yield start
 

@@ -8,6 +8,7 @@ import asyncio
 import time
 
 import httpx
+import pytest
 from httpx_sse import aconnect_sse
 
 from checks import assert_streams
@@ -68,7 +69,7 @@ async def _run(pushd):
         t0 = time.monotonic()
         share = [list(range(k, N_EVENTS, N_PUBLISHERS)) for k in range(N_PUBLISHERS)]
         await asyncio.wait_for(asyncio.gather(
-            *[_publisher(pushd.base_url, jobs, published) for jobs in share]), 60)
+            *[_publisher(pushd.base_url, jobs, published) for jobs in share]), 120)
         assert len(published) == N_EVENTS
         want = sorted(published, key=lambda x: id_key(x[0]))
         assert len({eid for eid, _ in want}) == N_EVENTS, "publish returned duplicate ids"
@@ -90,5 +91,6 @@ async def _run(pushd):
         await asyncio.gather(*[s.close() for s in subs], return_exceptions=True)
 
 
+@pytest.mark.timeout(240)
 def test_fanout_200_subscribers_2000_events(pushd):
     asyncio.run(_run(pushd))
