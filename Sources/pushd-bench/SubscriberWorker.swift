@@ -136,7 +136,7 @@ final class SubscriberWorker {
         startMore()
         while !stop {
             let n = epoll_wait(epfd, events, maxEvents, 20)
-            let rx = monotonicNanos()
+            let waited = monotonicNanos()
             if n > 0 {
                 for k in 0..<Int(n) {
                     let token = events[k].data.u64
@@ -148,10 +148,10 @@ final class SubscriberWorker {
                         }
                         continue
                     }
-                    handle(Int(token), events: events[k].events, rx: rx)
+                    handle(Int(token), events: events[k].events)
                 }
             }
-            let now = n > 0 ? monotonicNanos() : rx
+            let now = n > 0 ? monotonicNanos() : waited
             if now - lastStatus >= 50_000_000 {
                 lastStatus = now
                 sendStatus()
@@ -225,7 +225,7 @@ final class SubscriberWorker {
     }
 
     @inline(__always)
-    private func handle(_ k: Int, events: UInt32, rx: UInt64) {
+    private func handle(_ k: Int, events: UInt32) {
         let state = conns[k].state
         if state == State.connecting.rawValue {
             let err = socketError(conns[k].fd)
@@ -262,6 +262,9 @@ final class SubscriberWorker {
             return
         }
         bytesReceived &+= UInt64(n)
+        // Receive time per read (vDSO clock: ~20 ns against ~1 µs for the read itself), not per
+        // epoll batch: a batch of 1,024 reads would otherwise understate the latency of its tail.
+        let rx = monotonicNanos()
         if state == State.head.rawValue {
             readHead(k, n, rx: rx)
         } else {
