@@ -48,7 +48,7 @@ public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Tuning for one loop. Every value has a safe default.
-public struct LoopOptions: Sendable {
+public struct LoopOptions: Sendable, Equatable {
     /// How often `LoopHandler.tick(now:)` is called, in milliseconds.
     public var tickMilliseconds: Int = 100
     /// io_uring submission queue entries (the completion queue is twice this).
@@ -98,8 +98,24 @@ public protocol LoopHandler: AnyObject {
 /// repeatedly: callers should still avoid waking a loop that is already awake.
 public final class LoopWaker: Sendable {
     private let fd: Int32
-    /// Wraps an eventfd owned by the loop.
-    public init(eventFD: Int32) { self.fd = eventFD }
+    private let ownsFD: Bool
+    /// Wraps an eventfd owned by someone else (it is not closed by the waker).
+    public init(eventFD: Int32) {
+        self.fd = eventFD
+        self.ownsFD = false
+    }
+    /// Wraps an eventfd the waker owns and closes when the last reference to it goes. The loops use
+    /// this, so a thread still holding the waker after its loop is gone never writes to a closed
+    /// (or reused) descriptor.
+    init(owningEventFD: Int32) {
+        self.fd = owningEventFD
+        self.ownsFD = true
+    }
+    deinit {
+        if ownsFD { _ = Glibc.close(fd) }
+    }
+    /// The eventfd (eventfd(2)) this waker writes to.
+    var eventFD: Int32 { fd }
     /// Makes the loop call `LoopHandler.woken()` soon. Safe from any thread.
     public func wake() {
         var one: UInt64 = 1

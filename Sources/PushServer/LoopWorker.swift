@@ -63,7 +63,9 @@ final class LoopWorker: LoopHandler {
         shared.stats.bytesIn(bytes.count)
         guard c.mode == .http, !c.closeAfterFlush else { return }  // a stream reads nothing more
         var rest = bytes
-        while !rest.isEmpty, c.mode == .http, !c.closeAfterFlush, !c.closing {
+        // Parse until the parser asks for more bytes: `.end` of a body-less request comes back
+        // with nothing consumed, possibly after the whole buffer was used up.
+        parsing: while c.mode == .http, !c.closeAfterFlush, !c.closing {
             guard var parser = c.parser else { return }
             let (consumed, event) = parser.parse(rest)
             c.parser = parser
@@ -72,6 +74,7 @@ final class LoopWorker: LoopHandler {
             switch event {
             case .needMoreData:
                 if parser.hasPartialHead, c.headStarted == 0 { c.headStarted = now }
+                break parsing
             case .head(let head):
                 c.headStarted = 0
                 c.lastActivity = now

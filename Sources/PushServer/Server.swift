@@ -161,8 +161,9 @@ public final class Server: Sendable {
         startup: StartupTracker
     ) {
         let loop: any EventLoop
+        var fallback: LoopError?
         do {
-            loop = try makeEventLoop(shared.config.eventLoop, options: options)
+            loop = try makeEventLoop(shared.config.eventLoop, options: options, fallbackReason: &fallback)
         } catch {
             startup.withLock { s in
                 s.failure = "\(error)"
@@ -170,8 +171,8 @@ public final class Server: Sendable {
             }
             return
         }
-        if shared.config.eventLoop == .auto, loop.kind == .epoll, index == 0 {
-            logger.warning("io_uring unavailable, using epoll", metadata: ["reason": "\(EventLoopFallback.lastReason ?? "unknown")"])
+        if let fallback, index == 0 {
+            logger.warning("io_uring unavailable, using epoll", metadata: ["reason": "\(fallback)"])
         }
         let worker = LoopWorker(index: index, loop: loop, shared: shared, logger: logger)
         loop.handler = worker

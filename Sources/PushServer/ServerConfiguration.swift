@@ -34,7 +34,7 @@ public struct ServerConfiguration: Sendable, Equatable {
     public static func == (a: ServerConfiguration, b: ServerConfiguration) -> Bool {
         a.listen == b.listen && a.eventLoop == b.eventLoop && a.workers == b.workers
             && a.logLevel == b.logLevel && a.shutdownTimeout == b.shutdownTimeout && a.http == b.http
-            && a.sse == b.sse && a.subscriber == b.subscriber && a.replay == b.replay
+            && a.sse == b.sse && a.subscriber == b.subscriber && a.replay == b.replay && a.loop == b.loop
     }
 }
 

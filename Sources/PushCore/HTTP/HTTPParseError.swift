@@ -45,6 +45,8 @@ public enum HTTPParseError: Error, Equatable, Sendable, CaseIterable {
     case missingHost
     /// More than one `Host` field line (RFC 9112 §3.2). 400.
     case duplicateHost
+    /// A `Host` value that is not `uri-host [":" port]` (RFC 9112 §3.2, RFC 3986 §3.2.2). 400.
+    case badHost
 
     // Framing (RFC 9112 §6).
     /// `Content-Length` is empty or not only decimal digits (RFC 9110 §8.6). 400.
@@ -107,6 +109,7 @@ public enum HTTPParseError: Error, Equatable, Sendable, CaseIterable {
         case .tooManyHeaders: "too_many_headers"
         case .missingHost: "missing_host"
         case .duplicateHost: "duplicate_host"
+        case .badHost: "bad_host"
         case .badContentLength: "bad_content_length"
         case .duplicateContentLength: "duplicate_content_length"
         case .contentLengthWithTransferEncoding: "content_length_with_transfer_encoding"
@@ -157,6 +160,8 @@ public enum HTTPParseError: Error, Equatable, Sendable, CaseIterable {
             "HTTP/1.1 request has no Host header field (RFC 9112 §3.2)"
         case .duplicateHost:
             "request has more than one Host header field (RFC 9112 §3.2)"
+        case .badHost:
+            "Host header field is not 'host[:port]' (RFC 9112 §3.2)"
         case .badContentLength:
             "Content-Length is not a non-negative decimal integer (RFC 9110 §8.6)"
         case .duplicateContentLength:

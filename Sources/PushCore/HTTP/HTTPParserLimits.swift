@@ -2,7 +2,7 @@
 ///
 /// Every limit is checked as bytes arrive, so a client can never make the parser buffer more
 /// than `maxRequestLineBytes` (request line) or `maxHeaderBytes` (field section) of a head, and a
-/// too-large body is refused before any of its bytes are read (RFC 9112 §6.3, RFC 9110 §15.5.14).
+/// too-large body is refused before its excess bytes are read (RFC 9112 §6.3, RFC 9110 §15.5.14).
 public struct HTTPParserLimits: Sendable, Equatable {
     /// Longest request line in bytes, not counting its CRLF (RFC 9112 §3). Exceeded:
     /// ``HTTPParseError/uriTooLong`` (414).
@@ -15,8 +15,9 @@ public struct HTTPParserLimits: Sendable, Equatable {
     /// Also bounds the number of trailer field lines.
     public var maxHeaderCount = 100
     /// Largest request content in bytes. A `Content-Length` above it is refused with
-    /// ``HTTPParseError/payloadTooLarge`` (413) right after the head, before any body byte; a
-    /// chunked body is refused as soon as its running total of chunk sizes exceeds it.
+    /// ``HTTPParseError/payloadTooLarge`` (413) as soon as the head is complete, in place of the
+    /// head and before any body byte; a chunked body is refused as soon as its running total of
+    /// chunk sizes exceeds it (the chunks before were already reported).
     public var maxBodyBytes = 1 << 20
     /// Most bytes of chunk extensions on one chunk-size line (RFC 9112 §7.1.1); the parser ignores
     /// extensions but bounds them. Exceeded: ``HTTPParseError/chunkExtensionTooLong`` (400).

@@ -2,8 +2,9 @@
 public enum HTTPBodyFraming: Equatable, Sendable {
     /// No content: neither `Content-Length` nor `Transfer-Encoding` was sent (RFC 9112 §6.3 rule 6).
     case none
-    /// Exactly this many bytes follow the head (`Content-Length`, RFC 9112 §6.2). A value too
-    /// large for `Int` is reported as `Int.max` (it always exceeds the body limit: 413).
+    /// Exactly this many bytes follow the head (`Content-Length`, RFC 9112 §6.2). Never more than
+    /// ``HTTPParserLimits/maxBodyBytes``: a larger value is ``HTTPParseError/payloadTooLarge``
+    /// instead of a head, so the count can size a buffer.
     case contentLength(Int)
     /// `Transfer-Encoding: chunked` (RFC 9112 §7.1); the total is known only at the last chunk.
     case chunked
@@ -32,7 +33,8 @@ public struct HTTPRequestHead: Sendable, Equatable {
     public var framing: HTTPBodyFraming
     /// Whether the connection may stay open after this exchange (RFC 9112 §9.3): for HTTP/1.1
     /// true unless `Connection` lists `close`; for HTTP/1.0 true only when `Connection` lists
-    /// `keep-alive` (and not `close`).
+    /// `keep-alive` (and not `close`). When false, the caller closes the connection after the
+    /// response and ignores any request pipelined behind this one.
     public var keepAlive: Bool
     /// Whether the client sent `Expect: 100-continue` (RFC 9110 §10.1.1) and is waiting for a
     /// `100 Continue` before sending the body. Always false for HTTP/1.0, where the expectation

@@ -45,22 +45,31 @@ public enum HTTPParserEvent: Equatable, Sendable {
 /// - Field names are tokens directly followed by `:` (§5.1); values are OWS-trimmed and may hold
 ///   obs-text but no control byte except HTAB; obsolete line folding is a 400 (§5.2). Values are
 ///   decoded as UTF-8 (invalid sequences become U+FFFD).
-/// - HTTP/1.1 needs exactly one `Host`; more than one is refused for any version (§3.2).
+/// - HTTP/1.1 needs exactly one `Host`; more than one, or one whose value is not
+///   `host [":" port]`, is refused for any version (§3.2).
 /// - Framing (§6.3): `Content-Length` plus `Transfer-Encoding` is a 400; `Transfer-Encoding` must
 ///   be exactly one field `chunked` (else 501) and is refused in HTTP/1.0 (§6.1); `Content-Length`
 ///   is digits only, repeats must agree (`5, 5` is fine). A `Content-Length` over
-///   ``HTTPParserLimits/maxBodyBytes`` yields ``HTTPParserEvent/head(_:)`` and then, on the next
-///   call and before any body byte is consumed, ``HTTPParseError/payloadTooLarge``.
+///   ``HTTPParserLimits/maxBodyBytes`` is reported as ``HTTPParseError/payloadTooLarge`` as soon as
+///   the head is complete, in place of ``HTTPParserEvent/head(_:)`` and before any body byte is
+///   consumed: no head ever announces more content than the limit (a caller may size its body
+///   buffer from it), and no `100 Continue` is sent for a body that will be refused.
 /// - Chunked (§7.1): 1–16 hex digits, extensions ignored but bounded, CRLF after each chunk's
 ///   data checked, trailer fields validated and discarded (§7.1.2).
+/// - A method byte that is not a token character fails at once, without waiting for the line end
+///   (a TLS handshake on the plain port is refused at its first byte).
+///
+/// The parser keeps parsing pipelined requests after one with ``HTTPRequestHead/keepAlive`` false,
+/// and after an `Upgrade` request: stopping there is the caller's decision. After answering
+/// `101 Switching Protocols`, the bytes after that request's `.end` (the offset reached when `.end`
+/// is returned) belong to the new protocol and must not be given to this parser.
 public struct HTTPRequestParser: Sendable {
     enum State: Sendable, Equatable {
         /// Reading the request line and field lines.
         case head
-        /// The head of a body-less request was reported; the next call reports `.end`.
+        /// The head of a body-less request, or the last byte of a Content-Length body, was
+        /// reported; the next call reports `.end`.
         case endPending
-        /// The head was reported; the next call reports this error (413 for Content-Length).
-        case errorPending(HTTPParseError)
         /// Reading `remaining` more bytes of a Content-Length body.
         case fixedBody(remaining: Int)
         case chunkSize
@@ -85,6 +94,9 @@ public struct HTTPRequestParser: Sendable {
 
     // The head being built.
     var haveRequestLine = false
+    /// The method of the current request line has been scanned up to its SP (or a CR), so the
+    /// early check in ``scanMethod(_:from:to:)`` is over for this line.
+    var methodScanDone = false
     var emptyLines = 0
     /// Bytes of the header (or trailer) section so far, CRLFs included.
     var sectionBytes = 0
@@ -126,9 +138,11 @@ public struct HTTPRequestParser: Sendable {
     ///
     /// Call repeatedly with the unconsumed rest of the buffer until it returns
     /// ``HTTPParserEvent/needMoreData`` (then `consumed == buffer.count`) or
-    /// ``HTTPParserEvent/error(_:)``. `.end`, and an error pending after a head, are reported with
-    /// `consumed == 0`, so an empty buffer is a valid argument. The parser keeps no pointer into
-    /// `buffer` after returning.
+    /// ``HTTPParserEvent/error(_:)``. Stopping when the buffer is empty is not enough: the `.end`
+    /// of a body-less or Content-Length request is reported with `consumed == 0`, typically after
+    /// the head or body has consumed the whole buffer, so an empty buffer is a valid argument. The
+    /// `.end` of a chunked body consumes the last chunk's trailer section. The parser keeps no
+    /// pointer into `buffer` after returning.
     /// - Returns: `consumed` bytes (0…`buffer.count`) and the event; for
     ///   ``HTTPParserEvent/body(_:)`` the range lies within `0..<consumed` of this `buffer`.
     public mutating func parse(_ buffer: UnsafeRawBufferPointer) -> (consumed: Int, event: HTTPParserEvent) {
@@ -143,9 +157,6 @@ public struct HTTPRequestParser: Sendable {
         case .endPending:
             state = .head
             return (0, .end)
-        case .errorPending(let error):
-            state = .dead(error)
-            return (0, .error(error))
         case .dead(let error):
             return (0, .error(error))
         case .chunkSize, .chunkSizeWhitespace, .chunkExtension, .chunkSizeLF, .chunkData, .chunkDataCR,
@@ -171,7 +182,12 @@ public struct HTTPRequestParser: Sendable {
         while i < n {
             var j = i
             while j < n, buffer[j] != HTTPSyntax.lf { j += 1 }
-            // Limits first, on what is known so far, so that any split reports the same error.
+            // The early method check, then the limits, on what is known so far: the same checks
+            // in the same order whether a line is complete or cut, so any split reports the same
+            // error.
+            if state == .head, !haveRequestLine, !methodScanDone, let error = scanMethod(buffer, from: i, to: j) {
+                return (i, fail(error))
+            }
             if let error = lineLimitError(lineLength: line.count + (j - i)) {
                 return (i, fail(error))
             }
@@ -191,13 +207,40 @@ public struct HTTPRequestParser: Sendable {
                 event = whole.withUnsafeBytes { bytes in
                     processLine(UnsafeRawBufferPointer(rebasing: bytes[..<(bytes.count - 1)]))
                 }
-                whole.removeAll(keepingCapacity: true)
-                swap(&whole, &line)
+                // Reuse the buffer, unless one long line grew it: that must not pin memory on
+                // an idle keep-alive connection.
+                if whole.capacity <= 4096 {
+                    whole.removeAll(keepingCapacity: true)
+                    swap(&whole, &line)
+                }
             }
+            methodScanDone = false
             i = j + 1
             if let event { return (i, event) }
         }
         return (n, .needMoreData)
+    }
+
+    /// Checks the method bytes of a request line as they arrive, so that a peer speaking something
+    /// else (a TLS ClientHello on the plain port, binary junk) is refused at its first byte rather
+    /// than after `maxRequestLineBytes` or a LF. Stops at the SP ending the method or at a CR
+    /// (left to ``parseRequestLine(_:)``), and never looks past the position where the 414 check
+    /// would fire, so that both checks agree under any split.
+    private mutating func scanMethod(_ buffer: UnsafeRawBufferPointer, from i: Int, to j: Int) -> HTTPParseError? {
+        let positionLimit = limits.maxRequestLineBytes + 2
+        var k = i
+        var position = line.count
+        while k < j, position < positionLimit {
+            let c = buffer[k]
+            if c == HTTPSyntax.sp || c == HTTPSyntax.cr {
+                methodScanDone = true
+                return nil
+            }
+            if !HTTPSyntax.isTokenChar(c) { return .badMethod }
+            k += 1
+            position += 1
+        }
+        return nil
     }
 
     /// The limit error for a line of which `lineLength` bytes (CR included, LF excluded) are known.
@@ -290,7 +333,6 @@ public struct HTTPRequestParser: Sendable {
         let method = HTTPMethod(
             token: String(decoding: UnsafeRawBufferPointer(rebasing: b[..<methodEnd]), as: UTF8.self))
         let pathEnd = questionMark < 0 ? targetEnd : questionMark
-        var pathStart = targetStart
         let path: String
         if b[targetStart] == HTTPSyntax.slash {
             path = String(decoding: UnsafeRawBufferPointer(rebasing: b[targetStart..<pathEnd]), as: UTF8.self)
@@ -298,14 +340,13 @@ public struct HTTPRequestParser: Sendable {
             guard method == .options else { throw .badRequestTarget }
             path = "*"
         } else {
-            pathStart = try Self.absoluteFormPathStart(
-                UnsafeRawBufferPointer(rebasing: b[targetStart..<pathEnd]))
+            let pathStart =
+                try targetStart
+                + Self.absoluteFormPathStart(UnsafeRawBufferPointer(rebasing: b[targetStart..<pathEnd]))
             path =
-                pathStart == pathEnd - targetStart
+                pathStart == pathEnd
                 ? "/"
-                : String(
-                    decoding: UnsafeRawBufferPointer(rebasing: b[(targetStart + pathStart)..<pathEnd]),
-                    as: UTF8.self)
+                : String(decoding: UnsafeRawBufferPointer(rebasing: b[pathStart..<pathEnd]), as: UTF8.self)
         }
         self.method = method
         self.versionMinor = version
@@ -400,16 +441,18 @@ public struct HTTPRequestParser: Sendable {
                         contentLengthError = error
                     }
                 }
-                if contentLength == nil, contentLengthError == nil { contentLengthError = .badContentLength }
             } else if HTTPSyntax.equalsIgnoringCase(u, "transfer-encoding".utf8) {
                 transferEncodingCount += 1
                 transferEncodingIsChunked = HTTPSyntax.equalsIgnoringCase(value.utf8, "chunked".utf8)
             }
         }
         let sawContentLength = contentLength != nil || contentLengthError != nil
+        // The order of these checks decides which error a request with several faults gets; the
+        // framing ones come after Host so that a smuggling attempt is named as such.
 
         if versionMinor == 1, hostCount == 0 { return fail(.missingHost) }
         if hostCount > 1 { return fail(.duplicateHost) }
+        if hostCount == 1, let host = headers["host"], !Self.isValidHost(host) { return fail(.badHost) }
         var framing = HTTPBodyFraming.none
         if transferEncodingCount > 0 {
             if sawContentLength { return fail(.contentLengthWithTransferEncoding) }
@@ -420,7 +463,10 @@ public struct HTTPRequestParser: Sendable {
             framing = .chunked
         } else if sawContentLength {
             if let contentLengthError { return fail(contentLengthError) }
-            framing = .contentLength(contentLength ?? 0)
+            let length = contentLength ?? 0
+            // Refused before any body byte and before the caller sees a head announcing it.
+            if length > limits.maxBodyBytes { return fail(.payloadTooLarge) }
+            framing = .contentLength(length)
         }
 
         let keepAlive =
@@ -442,8 +488,6 @@ public struct HTTPRequestParser: Sendable {
         switch framing {
         case .none, .contentLength(0):
             state = .endPending
-        case .contentLength(let length) where length > limits.maxBodyBytes:
-            state = .errorPending(.payloadTooLarge)
         case .contentLength(let length):
             state = .fixedBody(remaining: length)
         case .chunked:
@@ -456,9 +500,31 @@ public struct HTTPRequestParser: Sendable {
         return .head(head)
     }
 
+    /// Whether a Host value is `uri-host [ ":" port ]` (RFC 9112 §3.2, RFC 3986 §3.2.2): only the
+    /// bytes of a reg-name, IP literal or IPv4 address and a port; empty is allowed (§3.2). This
+    /// refuses whitespace, lists (`,`), userinfo (`@`) and paths, which proxies and virtual hosting
+    /// could read differently.
+    static func isValidHost(_ host: String) -> Bool {
+        for c in host.utf8 {
+            switch c {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"):
+                continue
+            case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "%"),
+                UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("),
+                UInt8(ascii: ")"), UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ";"), UInt8(ascii: "="),
+                UInt8(ascii: ":"), UInt8(ascii: "["), UInt8(ascii: "]"):
+                continue
+            default:
+                return false
+            }
+        }
+        return true
+    }
+
     /// Parses one Content-Length field value: a comma-separated list of decimal integers that must
     /// all be equal, to each other and to `current` (RFC 9112 §6.3, RFC 9110 §8.6). Values too
-    /// large for `Int` saturate to `Int.max`, which always exceeds the body limit.
+    /// large for `Int` saturate to `Int.max`, which always exceeds the body limit (413).
     private static func parseContentLength(_ value: String, into current: inout Int?) throws(HTTPParseError) {
         let u = value.utf8
         var start = u.startIndex
