@@ -30,6 +30,7 @@ final class WorkerHandle {
     /// The status pipe reached EOF.
     var eof = false
 
+    /// A handle for worker `pid` with its control (stdin) and status (stdout) pipe ends.
     init(pid: pid_t, control: Int32, status: Int32) {
         self.pid = pid
         self.control = control
@@ -224,7 +225,7 @@ final class Coordinator {
         json.add("run", runHex)
         json.add("subscribers", n)
         json.add("topics", options.topics)
-        json.add("messages_per_topic", options.messages)
+        json.add("messages_per_topic", options.idle ? 0 : options.messages)
         json.add("events", options.idle ? 0 : options.messages * options.topics)
         json.add("size", options.size)
         json.add("rate", options.rate)

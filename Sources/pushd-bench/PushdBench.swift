@@ -172,6 +172,7 @@ struct PushdBench: ParsableCommand {
     @Option(help: .hidden)
     var runId: String?
 
+    /// Rejects impossible counts and any target outside 127.0.0.0/8.
     mutating func validate() throws {
         guard subscribers >= 0, topics >= 1, messages >= 0, pubDepth >= 1, pubConns >= 1, conc >= 1 else {
             throw ValidationError("counts must be positive")
@@ -188,6 +189,7 @@ struct PushdBench: ParsableCommand {
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
     }
 
+    /// Runs a worker (hidden `--worker-index`) or the coordinator; exits 1 when the run was not clean.
     func run() throws {
         signal(SIGPIPE, SIG_IGN)
         if workerIndex >= 0 {
