@@ -7,12 +7,14 @@ let package = Package(
     name: "pushd",
     products: [
         .executable(name: "pushd", targets: ["pushd"]),
+        .executable(name: "pushd-bench", targets: ["pushd-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/apple/swift-configuration", from: "1.0.0", traits: ["YAML", "CommandLineArguments"]),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
     ],
     targets: [
         // System libraries, found with pkg-config (Debian -dev packages named in `providers`).
@@ -55,6 +57,14 @@ let package = Package(
                 "PushServer", "PushConfig", "PushCore", "PushLoop", "CSystemd", "CPushShim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ]),
+        // The fan-out benchmark client (issue #7): raw epoll, forks/execs itself into worker processes.
+        .executableTarget(
+            name: "pushd-bench",
+            dependencies: [
+                "CPushShim",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
         .testTarget(name: "PushCoreTests", dependencies: ["PushCore"]),
