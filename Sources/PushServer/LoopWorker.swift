@@ -144,9 +144,7 @@ final class LoopWorker: LoopHandler {
             close(c)
             return
         }
-        let deliveredBefore = c.out.deliveredEvents
         c.out.completed(result)
-        deliveredEvents &+= c.out.deliveredEvents &- deliveredBefore
         shared.stats.bytesOut(result)
         if c.evictedAt != 0 && !c.out.isSending {
             close(c)
@@ -195,7 +193,9 @@ final class LoopWorker: LoopHandler {
     /// Starts the connection's next send if none is in flight. Returns whether one started.
     @discardableResult
     func startSend(_ c: Connection) -> Bool {
+        let deliveredBefore = c.out.deliveredEvents
         guard !c.closing, let bytes = c.out.nextSend() else { return false }
+        deliveredEvents &+= c.out.deliveredEvents &- deliveredBefore  // /metrics
         c.lastActivity = now
         loop.send(c.id, bytes)
         return true

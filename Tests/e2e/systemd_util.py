@@ -89,7 +89,9 @@ def spawn(backend: str, port: int, log_path: Path, env: dict[str, str] | None = 
             "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
             "s.bind(('127.0.0.1', int(sys.argv[1])))\n"
             "s.listen(4096)\n"
-            "os.dup2(s.fileno(), 3)\n"  # the copy on fd 3 is inheritable
+            "if s.fileno() != 3:\n"
+            "    os.dup2(s.fileno(), 3)\n"
+            "os.set_inheritable(3, True)\n"
             "os.environ['LISTEN_FDS'] = '1'\n"
             "os.environ['LISTEN_PID'] = str(os.getpid())\n"
             "os.execv(sys.argv[2], sys.argv[2:])\n")

@@ -5,9 +5,8 @@ import asyncio
 import signal
 import time
 
-import pytest
 
-from e2e_util import AsyncPublisher, AsyncSSE
+from e2e_util import AsyncPublisher, AsyncSSE, free_port
 from systemd_util import healthz, raise_nofile, spawn
 
 N_SUBS = 500
@@ -15,9 +14,25 @@ N_EVENTS = 30
 TIMEOUT_S = 8
 
 
-@pytest.mark.pushd(env={"PUSHD_SHUTDOWN_TIMEOUT": f"{TIMEOUT_S}s"})
-def test_sigterm_drains_sse_and_clients_reconnect(pushd, backend, tmp_path):
+class _Daemon:
+    """Started by hand: the conftest fixture reports a daemon that exits during the test."""
+
+    def __init__(self, backend, tmp_path):
+        self.port = free_port()
+        self.log_path = tmp_path / "pushd.log"
+        self.proc = spawn(backend, self.port, self.log_path, env={"PUSHD_SHUTDOWN_TIMEOUT": f"{TIMEOUT_S}s"})
+        end = time.monotonic() + 20
+        while healthz(self.port) != 200:
+            assert time.monotonic() < end and self.proc.poll() is None, self.log()
+            time.sleep(0.05)
+
+    def log(self, n=100000):
+        return self.log_path.read_text(errors="replace")[-n:]
+
+
+def test_sigterm_drains_sse_and_clients_reconnect(backend, tmp_path):
     raise_nofile()
+    pushd = _Daemon(backend, tmp_path)
 
     async def run():
         subs = await asyncio.gather(*[AsyncSSE.open(pushd.port, "/topics/drain") for _ in range(N_SUBS)])
@@ -61,6 +76,11 @@ def test_sigterm_drains_sse_and_clients_reconnect(pushd, backend, tmp_path):
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(10) == 0
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        if pushd.proc.poll() is None:
+            pushd.proc.kill()
+            pushd.proc.wait()
     log = pushd.log()
     assert "drained in" in log, log[-2000:]
