@@ -176,6 +176,7 @@ enum ConfigKeys {
 
         .seconds("sse.heartbeat", 0...3600) { $0.sse.heartbeat = $1 },
         .milliseconds("sse.retry", plain: .seconds, 0...600_000) { $0.sse.retryMilliseconds = $1 },
+        .seconds("sse.max_stream_age", 0...604_800) { $0.sse.maxStreamAge = $1 },
 
         .integer("subscriber.queue_events", 1...10_000_000) { $0.subscriber.queueEvents = $1 },
         .size("subscriber.queue_bytes", 1...(1 << 30)) { $0.subscriber.queueBytes = $1 },

@@ -15,7 +15,7 @@ final class LoopWorker: LoopHandler {
 
     /// Connections by slot.
     private var connections: [Connection?] = []
-    private var now: UInt64
+    private(set) var now: UInt64
     private var lastSecondTick: UInt64 = 0
 
     init(index: Int, loop: any EventLoop, shared: ServerShared, logger: Logger) {
@@ -193,6 +193,15 @@ final class LoopWorker: LoopHandler {
         loop.close(c.id)
     }
 
+    /// Ends an event stream cleanly: no further event is queued; what was already handed to the
+    /// kernel (whole events) is written, then the connection closes. The client reconnects with
+    /// Last-Event-ID and replays whatever it had not received.
+    func endStream(_ c: Connection) {
+        fanout.unsubscribe(c.out)
+        c.closeAfterFlush = true
+        if !c.out.isSending && !c.out.hasPendingBytes { close(c) }
+    }
+
     private func closeEvicted() {
         for queue in fanout.takeEvicted() {
             guard let c = connection(Connection.id(fromToken: queue.token)) else { continue }
@@ -210,6 +219,7 @@ final class LoopWorker: LoopHandler {
         fanout.maintainAll()
         closeEvicted()
         let heartbeat = UInt64(config.sse.heartbeat * 1e9)
+        let maxStreamAge = UInt64(config.sse.maxStreamAge * 1e9)
         let headerTimeout = UInt64(config.http.headerTimeout * 1e9)
         let idleTimeout = UInt64(config.http.idleTimeout * 1e9)
         for case let c? in connections where !c.closing {
@@ -217,6 +227,8 @@ final class LoopWorker: LoopHandler {
             case .eventStream:
                 if c.evictedAt != 0 && now - c.evictedAt > 2_000_000_000 {
                     close(c)  // its last send never completed: the peer stopped reading
+                } else if maxStreamAge > 0, c.out.log != nil, now - c.streamStarted >= maxStreamAge {
+                    endStream(c)
                 } else if heartbeat > 0, c.out.isIdle, now - c.lastActivity >= heartbeat {
                     c.out.enqueue(ServerShared.heartbeatBytes)
                     startSend(c)

@@ -254,7 +254,7 @@ public final class ServerStats: Sendable {
     func streamOpened() { _streams.add(1, ordering: .relaxed) }
     func request() { _requests.add(1, ordering: .relaxed) }
     func badRequest() { _badRequests.add(1, ordering: .relaxed) }
-    func published() { _published.add(1, ordering: .relaxed) }
+    func published(_ n: Int = 1) { _published.add(UInt64(n), ordering: .relaxed) }
     func bytesIn(_ n: Int) { _bytesIn.add(UInt64(n), ordering: .relaxed) }
     func bytesOut(_ n: Int) { _bytesOut.add(UInt64(n), ordering: .relaxed) }
     func replayed(_ n: Int) { _replayed.add(UInt64(n), ordering: .relaxed) }

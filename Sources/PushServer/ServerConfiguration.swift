@@ -102,6 +102,9 @@ public struct SSESettings: Sendable, Equatable {
     public var heartbeat: Double = 15
     /// `sse.retry`: milliseconds sent as `retry:` on connect (the client's reconnection delay).
     public var retryMilliseconds: Int = 2000
+    /// `sse.max_stream_age`: seconds after which a stream is ended cleanly (the client reconnects
+    /// with Last-Event-ID); 0 means never.
+    public var maxStreamAge: Double = 0
     public init() {}
 }
 
