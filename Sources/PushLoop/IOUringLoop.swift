@@ -54,6 +54,19 @@ public final class IOUringLoop: EventLoop {
     private var pendingCloses: [UInt32] = []
     private var pendingClosesSpare: [UInt32] = []
     private var running = false
+    /// How often the rare paths ran (read by tests; cheap enough to keep in production).
+    private(set) var counters = Counters()
+
+    struct Counters {
+        /// Receives that ended on ENOBUFS and were re-armed after buffers came back.
+        var noBufferRearms = 0
+        /// Multishot receives that ended without F_MORE while data kept coming (CQ overflow).
+        var receiveRearms = 0
+        /// Multishot accepts re-armed after ending without F_MORE.
+        var acceptRearms = 0
+        /// Times the SQ was full and was submitted early.
+        var earlySubmits = 0
+    }
 
     private struct Listener {
         var fd: Int32
@@ -326,6 +339,7 @@ public final class IOUringLoop: EventLoop {
 
     /// The SQ is full: hand what is queued to the kernel and continue.
     private func nextSQEAfterSubmitting() -> UnsafeMutablePointer<io_uring_sqe> {
+        counters.earlySubmits += 1
         for _ in 0..<1000 {
             let result = io_uring_submit(ring)
             if let sqe = io_uring_get_sqe(ring) { return sqe }
@@ -442,7 +456,10 @@ public final class IOUringLoop: EventLoop {
             } else {
                 _ = Glibc.close(result)
             }
-            if !more { armAccept(index) }
+            if !more {
+                counters.acceptRearms += 1
+                armAccept(index)
+            }
             return
         }
         switch -result {
@@ -493,6 +510,7 @@ public final class IOUringLoop: EventLoop {
         }
         if more { return }
         if result > 0 {
+            counters.receiveRearms += 1
             armReceive(index)  // multishot ended (CQ overflow, …) while data keeps coming
             return
         }
@@ -503,6 +521,7 @@ public final class IOUringLoop: EventLoop {
         switch -result {
         case ENOBUFS:
             table.slots[index].receiveRearmPending = true
+            counters.noBufferRearms += 1
             receiveRearms.append(id)
         case EAGAIN, EINTR, ECANCELED:
             armReceive(index)

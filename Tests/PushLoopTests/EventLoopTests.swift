@@ -179,6 +179,57 @@ struct EventLoopTests {
         #expect(harness.snapshot().violations.isEmpty)
     }
 
+    @Test("2 receive buffers of 64 bytes: receives stop on ENOBUFS and resume", arguments: LoopBackendKind.allCases)
+    func scarceReceiveBuffers(kind: LoopBackendKind) throws {
+        var options = LoopOptions()
+        options.receiveBufferCount = 2
+        options.receiveBufferSize = 64
+        let counters = try echoMany(kind: kind, options: options, connections: 40, bytesEach: 3000)
+        if let counters { #expect(counters.noBufferRearms > 0, "ENOBUFS path not exercised: \(counters)") }
+    }
+
+    @Test("an 8-entry ring: SQ-full submits and CQ overflow end multishots, which re-arm",
+          arguments: LoopBackendKind.allCases)
+    func tinyRing(kind: LoopBackendKind) throws {
+        var options = LoopOptions()
+        options.ringEntries = 8
+        options.receiveBufferSize = 512
+        let counters = try echoMany(kind: kind, options: options, connections: 60, bytesEach: 5000)
+        if let counters {
+            #expect(counters.earlySubmits > 0, "SQ-full path not exercised: \(counters)")
+            #expect(counters.receiveRearms + counters.acceptRearms > 0, "no multishot re-arm: \(counters)")
+        }
+    }
+
+    /// Every client writes `bytesEach` distinct bytes at once; each must get exactly its bytes back.
+    /// Returns the io_uring loop's counters (nil for epoll).
+    private func echoMany(
+        kind: LoopBackendKind, options: LoopOptions, connections: Int, bytesEach: Int
+    ) throws -> IOUringLoop.Counters? {
+        let harness = try LoopHarness(kind.choice, options: options)
+        defer { harness.stop() }
+        var clients: [Int32] = []
+        defer { for fd in clients { Glibc.close(fd) } }
+        for _ in 0..<connections { clients.append(try connectClient(port: harness.port)) }
+        let messages = (0..<connections).map { c in (0..<bytesEach).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ c) } }
+        for (fd, message) in zip(clients, messages) { try writeAll(fd, message) }
+        for (fd, message) in zip(clients, messages) {
+            #expect(readExactly(fd, message.count) == message)
+        }
+        let record = harness.snapshot()
+        #expect(record.accepted.count == connections)
+        #expect(record.receiveEnded.isEmpty, "\(record.receiveEnded)")
+        #expect(record.violations.isEmpty, "\(record.violations)")
+        let counters = Mutex<IOUringLoop.Counters?>(nil)
+        let done = Atomic<Bool>(false)
+        harness.run { handler in
+            counters.withLock { $0 = (handler.loop as? IOUringLoop)?.counters }
+            done.store(true, ordering: .releasing)
+        }
+        #expect(waitUntil { done.load(ordering: .acquiring) })
+        return counters.withLock { $0 }
+    }
+
     @Test("wake from another thread yields woken", arguments: LoopBackendKind.allCases)
     func wake(kind: LoopBackendKind) throws {
         let harness = try LoopHarness(kind.choice)
