@@ -118,9 +118,48 @@ struct EventLoopTests {
         #expect(record.closed.isEmpty, "the loop must not close on its own")
         // The connection stays in the table until the handler closes it.
         #expect(harness.shared.record.withLock { $0.connectionCount } == 1)
+        // A send on the reset connection fails with -errno rather than trapping or hanging.
+        harness.run { $0.enqueue(id, Array("too late".utf8)) }
+        #expect(waitUntil { harness.snapshot().sendResults[id] != nil })
+        let result = try #require(harness.snapshot().sendResults[id]?.first)
+        #expect(result == -Int(EPIPE) || result == -Int(ECONNRESET), "send after reset: \(result)")
         harness.run { $0.close(id) }
         #expect(waitUntil { harness.snapshot().closed == [id] })
         #expect(harness.snapshot().violations.isEmpty)
+    }
+
+    @Test("IPv6 listener: accept on [::1] and report the peer", arguments: LoopBackendKind.allCases)
+    func ipv6(kind: LoopBackendKind) throws {
+        guard let probe = try? ListeningSocket.open(host: "::1", port: 0) else { return }  // no IPv6 here
+        Glibc.close(probe)
+        let harness = try LoopHarness(kind.choice, host: "::1")
+        defer { harness.stop() }
+        let client = try connectClient(port: harness.port, ipv6: true)
+        defer { Glibc.close(client) }
+        try writeAll(client, Array("v6".utf8))
+        #expect(readExactly(client, 2) == Array("v6".utf8))
+        let record = harness.snapshot()
+        let id = try #require(record.accepted.first)
+        #expect(record.peers[id]?.host == "::1")
+        #expect(record.peers[id]?.description.hasPrefix("[::1]:") == true)
+    }
+
+    @Test("run names the loop thread", arguments: LoopBackendKind.allCases)
+    func threadName(kind: LoopBackendKind) throws {
+        var options = LoopOptions()
+        let name = kind == .ioUring ? "pushd-test-uring-long" : "pushd-test-epoll"
+        options.threadName = name
+        let harness = try LoopHarness(kind.choice, options: options)
+        defer { harness.stop() }
+        let expected = String(name.utf8.prefix(15))!
+        let found = waitUntil(2) {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task")) ?? []
+            return tasks.contains { task in
+                let comm = try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)
+                return comm?.trimmingCharacters(in: .whitespacesAndNewlines) == expected
+            }
+        }
+        #expect(found, "no thread named \(expected)")
     }
 
     @Test("close with a send and a receive outstanding gives exactly one closed and no later callbacks",

@@ -45,14 +45,14 @@ final class LoopHarness: Sendable {
     /// Starts the loop thread and waits until it listens.
     init(
         _ choice: LoopBackendChoice, options: LoopOptions = LoopOptions(),
-        echo: Bool = true, closeOnReceiveEnd: Bool = false
+        echo: Bool = true, closeOnReceiveEnd: Bool = false, host: String = "127.0.0.1"
     ) throws {
         let shared = self.shared
         let thread = Thread {
             defer { shared.finished.store(true, ordering: .releasing) }
             do {
                 let loop = try makeEventLoop(choice, options: options)
-                let listener = try ListeningSocket.open(host: "127.0.0.1", port: 0)
+                let listener = try ListeningSocket.open(host: host, port: 0)
                 defer { _ = Glibc.close(listener) }
                 let handler = RecordingHandler(
                     loop: loop, shared: shared, echo: echo, closeOnReceiveEnd: closeOnReceiveEnd)
@@ -241,9 +241,10 @@ func waitUntil(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
     return condition()
 }
 
-/// A blocking client socket connected to 127.0.0.1:`port`, with 5 s send/receive timeouts.
-func connectClient(port: UInt16, receiveBuffer: Int32? = nil) throws -> Int32 {
-    let fd = socket(AF_INET, pushd_sock_stream() | pushd_sock_cloexec(), 0)
+/// A blocking client socket connected to 127.0.0.1:`port` (or [::1]:`port`), with 5 s send/receive
+/// timeouts.
+func connectClient(port: UInt16, receiveBuffer: Int32? = nil, ipv6: Bool = false) throws -> Int32 {
+    let fd = socket(ipv6 ? AF_INET6 : AF_INET, pushd_sock_stream() | pushd_sock_cloexec(), 0)
     guard fd >= 0 else { throw ClientError.failed("socket", errno) }
     var timeout = timeval(tv_sec: 5, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
@@ -251,13 +252,26 @@ func connectClient(port: UInt16, receiveBuffer: Int32? = nil) throws -> Int32 {
     if var size = receiveBuffer {
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = port.bigEndian
-    address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-    let result = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+    let result: Int32
+    if ipv6 {
+        var address = sockaddr_in6()
+        address.sin6_family = sa_family_t(AF_INET6)
+        address.sin6_port = port.bigEndian
+        address.sin6_addr = in6addr_loopback
+        result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size))
+            }
+        }
+    } else {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
     }
     guard result == 0 else {
