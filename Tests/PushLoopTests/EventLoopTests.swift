@@ -269,6 +269,30 @@ struct EventLoopTests {
         return counters.withLock { $0 }
     }
 
+    @Test("sends started in iterationWillEnd and chained from sendCompleted complete without waiting for a tick",
+          arguments: LoopBackendKind.allCases)
+    func sendsFromIterationEnd(kind: LoopBackendKind) throws {
+        var options = LoopOptions()
+        options.tickMilliseconds = 10_000  // a loop that waited for the tick would stall the chain
+        let harness = try LoopHarness(kind.choice, options: options, echo: false)
+        defer { harness.stop() }
+        let client = try connectClient(port: harness.port)
+        defer { Glibc.close(client) }
+        #expect(waitUntil { harness.snapshot().accepted.count == 1 })
+        let id = try #require(harness.snapshot().accepted.first)
+        let chunks = (0..<20).map { Array("chunk \($0);".utf8) }
+        let started = Date()
+        harness.run { handler in
+            handler.sendAtIterationEnd = true
+            for chunk in chunks { handler.enqueue(id, chunk) }
+        }
+        let expected = chunks.flatMap { $0 }
+        #expect(readExactly(client, expected.count) == expected)
+        #expect(waitUntil { harness.snapshot().sendResults[id]?.count == chunks.count })
+        #expect(Date().timeIntervalSince(started) < 2, "chained sends stalled")
+        #expect(harness.snapshot().violations.isEmpty, "\(harness.snapshot().violations)")
+    }
+
     @Test("wake from another thread yields woken", arguments: LoopBackendKind.allCases)
     func wake(kind: LoopBackendKind) throws {
         let harness = try LoopHarness(kind.choice)

@@ -105,7 +105,11 @@ final class RecordingHandler: LoopHandler {
     private var live: Set<ConnectionID> = []
     private var closeRequested: Set<ConnectionID> = []
     private var closedIDs: Set<ConnectionID> = []
-    private var queued: [ConnectionID: [UInt8]] = [:]
+    /// Chunks waiting to be sent, each with its own `send`, in order.
+    private var queued: [ConnectionID: [[UInt8]]] = [:]
+    /// When set, sends start only in `iterationWillEnd` (the server's coalescing point).
+    var sendAtIterationEnd = false
+    private var insideLoopCall = false
     private var inFlight: [ConnectionID: (buffer: UnsafeMutableRawBufferPointer, sent: Int)] = [:]
 
     init(
@@ -122,30 +126,43 @@ final class RecordingHandler: LoopHandler {
     }
 
     private func note(_ id: ConnectionID, _ callback: String) {
+        if insideLoopCall {
+            shared.record.withLock { $0.violations.append("\(callback) for \(id) re-entrantly from send/close") }
+        }
         if closedIDs.contains(id) || closeRequested.contains(id) || !live.contains(id) {
             shared.record.withLock { $0.violations.append("\(callback) for \(id) after close or before accept") }
         }
     }
 
-    /// Queues `bytes` for `id` and sends when no send is outstanding.
+    /// Queues `bytes` as one chunk for `id`; chunks go out one `send` each, in order.
     func enqueue(_ id: ConnectionID, _ bytes: [UInt8]) {
-        queued[id, default: []].append(contentsOf: bytes)
-        pump(id)
+        guard !bytes.isEmpty else { return }
+        queued[id, default: []].append(bytes)
+        if !sendAtIterationEnd { pump(id) }
     }
 
     /// Closes `id` (recorded so later callbacks count as violations).
     func close(_ id: ConnectionID) {
         if live.contains(id) { closeRequested.insert(id) }
+        insideLoopCall = true
         loop.close(id)
+        insideLoopCall = false
     }
 
     private func pump(_ id: ConnectionID) {
-        guard inFlight[id] == nil, let bytes = queued[id], !bytes.isEmpty else { return }
+        guard inFlight[id] == nil, var chunks = queued[id], !chunks.isEmpty else { return }
+        let bytes = chunks.removeFirst()
+        queued[id] = chunks.isEmpty ? nil : chunks
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count, alignment: 1)
         buffer.copyBytes(from: bytes)
-        queued[id] = nil
         inFlight[id] = (buffer, 0)
-        loop.send(id, UnsafeRawBufferPointer(buffer))
+        startSend(id, UnsafeRawBufferPointer(buffer))
+    }
+
+    private func startSend(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer) {
+        insideLoopCall = true
+        loop.send(id, bytes)
+        insideLoopCall = false
     }
 
     func accepted(_ id: ConnectionID, peer: PeerAddress, listener: Int) {
@@ -186,7 +203,7 @@ final class RecordingHandler: LoopHandler {
         let sent = flight.sent + result
         if sent < flight.buffer.count {
             inFlight[id] = (flight.buffer, sent)  // short send: the rest goes next
-            loop.send(id, UnsafeRawBufferPointer(rebasing: flight.buffer[sent...]))
+            startSend(id, UnsafeRawBufferPointer(rebasing: flight.buffer[sent...]))
         } else {
             flight.buffer.deallocate()
             inFlight[id] = nil
@@ -225,6 +242,9 @@ final class RecordingHandler: LoopHandler {
 
     func iterationWillEnd() {
         shared.record.withLock { $0.iterations += 1 }
+        if sendAtIterationEnd {
+            for id in Array(queued.keys) { pump(id) }
+        }
     }
 }
 
