@@ -192,6 +192,29 @@ struct EventLoopTests {
         #expect(end.last == 0 || end.errno == ECONNRESET)
     }
 
+    @Test("closing 100 connections with sends in flight in one batch; 50 more left open at stop",
+          arguments: LoopBackendKind.allCases)
+    func massClose(kind: LoopBackendKind) throws {
+        let harness = try LoopHarness(kind.choice, echo: false)
+        var clients: [Int32] = []
+        defer { for fd in clients { Glibc.close(fd) } }
+        for _ in 0..<150 { clients.append(try connectClient(port: harness.port, receiveBuffer: 8 * 1024)) }
+        #expect(waitUntil { harness.snapshot().accepted.count == 150 })
+        let ids = harness.snapshot().accepted
+        let payload = [UInt8](repeating: 0x5A, count: 1024 * 1024)
+        harness.run { handler in for id in ids { handler.enqueue(id, payload) } }
+        #expect(waitUntil { harness.snapshot().sendResults.count == 150 })  // first short sends in
+        let toClose = Array(ids.prefix(100))
+        harness.run { handler in for id in toClose { handler.close(id) } }
+        #expect(waitUntil { harness.snapshot().closed.count == 100 })
+        let record = harness.snapshot()
+        #expect(Set(record.closed) == Set(toClose))
+        #expect(record.connectionCount == 50)
+        #expect(record.violations.isEmpty, "\(record.violations)")
+        harness.stop()  // 50 connections with sends in flight are torn down by the loop's deinit
+        #expect(harness.snapshot().closed.count == 100)
+    }
+
     @Test("close inside accepted, then the slot is reused with a new generation", arguments: LoopBackendKind.allCases)
     func closeInsideCallbackAndReuse(kind: LoopBackendKind) throws {
         let harness = try LoopHarness(kind.choice)

@@ -51,17 +51,20 @@ final class LoopHarness: Sendable {
         let thread = Thread {
             defer { shared.finished.store(true, ordering: .releasing) }
             do {
-                let loop = try makeEventLoop(choice, options: options)
+                var loop: (any EventLoop)? = try makeEventLoop(choice, options: options)
                 let listener = try ListeningSocket.open(host: host, port: 0)
                 defer { _ = Glibc.close(listener) }
                 let handler = RecordingHandler(
-                    loop: loop, shared: shared, echo: echo, closeOnReceiveEnd: closeOnReceiveEnd)
-                loop.handler = handler
-                _ = loop.addListener(fd: listener)
+                    loop: loop!, shared: shared, echo: echo, closeOnReceiveEnd: closeOnReceiveEnd)
+                loop!.handler = handler
+                _ = loop!.addListener(fd: listener)
                 shared.started.withLock {
-                    $0 = (ListeningSocket.localPort(of: listener) ?? 0, loop.waker, loop.kind)
+                    $0 = (ListeningSocket.localPort(of: listener) ?? 0, loop!.waker, loop!.kind)
                 }
-                try loop.run()
+                try loop!.run()
+                // Release the loop (its sockets and in-flight operations) before the handler frees
+                // the memory of sends still outstanding: the order the contract asks of a server.
+                loop = nil
                 withExtendedLifetime(handler) {}
             } catch {
                 shared.failure.withLock { $0 = "\(error)" }
@@ -98,7 +101,7 @@ final class LoopHarness: Sendable {
 /// The test handler: echoes what it receives (copying it into its own send buffers, re-sending
 /// after short sends) and records every callback, flagging any that breaks the contract.
 final class RecordingHandler: LoopHandler {
-    let loop: any EventLoop
+    unowned let loop: any EventLoop
     private let shared: SharedLoopState
     private let echo: Bool
     private let closeOnReceiveEnd: Bool
