@@ -157,7 +157,9 @@ public protocol EventLoop: AnyObject {
     /// Starts accepting on a listening socket (bound, listening, non-blocking). The loop does not own
     /// `fd` and never closes it. Returns the listener index passed to `accepted`.
     func addListener(fd: Int32) -> Int
-    /// Stops accepting on every listener (drain); established connections are untouched.
+    /// Stops accepting on every listener (drain); established connections are untouched. The
+    /// caller then closes its listening sockets: with SO_REUSEPORT the kernel keeps routing new
+    /// connections to an open listener, where they would wait unaccepted until it is closed.
     func stopAccepting()
     /// Sends `bytes` on `id`. At most one send per connection may be outstanding: call again only
     /// after `sendCompleted` (a second one traps). The memory must stay valid and unchanged until

@@ -6,9 +6,11 @@ import Glibc
 
 /// The io_uring backend (io_uring(7), liburing 2.3).
 ///
-/// - One ring per loop, created with `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`
-///   (plus `COOP_TASKRUN`, `SUBMIT_ALL`, `CLAMP`, `CQSIZE` = 2 × `ringEntries`), falling back to
-///   `COOP_TASKRUN` alone and then to no flags when the kernel refuses them.
+/// - One ring per loop, created with `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+///   COOP_TASKRUN | SUBMIT_ALL` (always with `CLAMP` and `CQSIZE` = 2 × `ringEntries`); when the
+///   kernel answers EINVAL it tries `SINGLE_ISSUER | DEFER_TASKRUN`, then `COOP_TASKRUN`, then no
+///   flags (`setupFlags` tells which). A full SQ is submitted early; every other SQE of an
+///   iteration waits for the iteration's one `io_uring_submit_and_wait`.
 /// - Multishot accept on every listener (io_uring_prep_multishot_accept(3)), re-armed when a CQE
 ///   arrives without `IORING_CQE_F_MORE`; EMFILE/ENFILE/ENOBUFS/ENOMEM pause that listener for
 ///   `acceptBackoffMilliseconds` with a timeout SQE.
