@@ -56,6 +56,7 @@ final class LoopHarness: Sendable {
                 defer { _ = Glibc.close(listener) }
                 let handler = RecordingHandler(
                     loop: loop!, shared: shared, echo: echo, closeOnReceiveEnd: closeOnReceiveEnd)
+                handler.listenerFD = listener
                 loop!.handler = handler
                 _ = loop!.addListener(fd: listener)
                 shared.started.withLock {
@@ -112,6 +113,8 @@ final class RecordingHandler: LoopHandler {
     private var queued: [ConnectionID: [[UInt8]]] = [:]
     /// When set, sends start only in `iterationWillEnd` (the server's coalescing point).
     var sendAtIterationEnd = false
+    /// The harness's listening socket (the loop does not own it).
+    var listenerFD: Int32 = -1
     private var insideLoopCall = false
     private var inFlight: [ConnectionID: (buffer: UnsafeMutableRawBufferPointer, sent: Int)] = [:]
 
