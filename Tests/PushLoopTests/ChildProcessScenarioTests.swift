@@ -9,28 +9,37 @@ import Testing
 import Glibc
 #endif
 
-/// Accept back-off under EMFILE. RLIMIT_NOFILE is per process, so lowering it here would break
-/// tests running in parallel: the scenario runs in a child process (this test binary, filtered to
-/// `acceptBackoffChild`), and the parent checks what it reports.
-@Suite("Accept back-off")
-struct AcceptBackoffTests {
-    static let childVariable = "PUSHD_LOOP_EMFILE_CHILD"
-    static let marker = "EMFILE-CHILD-RESULT"
+/// Scenarios that need the whole process to themselves — a lowered RLIMIT_NOFILE, an exact count
+/// of open descriptors — run in a child process (this test binary, filtered to one helper test),
+/// and the parent checks what it reports. In a normal run the helpers do nothing.
+@Suite("Process-wide scenarios (child process)")
+struct ChildProcessScenarioTests {
+    static let childVariable = "PUSHD_LOOP_CHILD"
+    static let marker = "PUSHD-LOOP-CHILD-RESULT"
 
     @Test("accept backs off on EMFILE without spinning and resumes when descriptors are free",
           arguments: LoopBackendKind.allCases)
     func acceptBackoff(kind: LoopBackendKind) throws {
+        try runChild(helper: "acceptBackoffChild", scenario: "emfile", kind: kind)
+    }
+
+    @Test("a loop's lifecycle leaks no file descriptor", arguments: LoopBackendKind.allCases)
+    func noDescriptorLeak(kind: LoopBackendKind) throws {
+        try runChild(helper: "descriptorLeakChild", scenario: "fdleak", kind: kind)
+    }
+
+    private func runChild(helper: String, scenario: String, kind: LoopBackendKind) throws {
         let executable = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
         let log = FileManager.default.temporaryDirectory
-            .appendingPathComponent("pushd-loop-emfile-\(getpid())-\(kind.rawValue).log")
+            .appendingPathComponent("pushd-loop-\(scenario)-\(getpid())-\(kind.rawValue).log")
         _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: log) }
         let output = try FileHandle(forWritingTo: log)
         let child = Process()
         child.executableURL = URL(fileURLWithPath: executable)
-        child.arguments = ["--testing-library", "swift-testing", "--filter", "acceptBackoffChild"]
+        child.arguments = ["--testing-library", "swift-testing", "--filter", helper]
         var environment = ProcessInfo.processInfo.environment
-        environment[Self.childVariable] = kind.rawValue
+        environment[Self.childVariable] = "\(scenario):\(kind.rawValue)"
         child.environment = environment
         child.standardOutput = output
         child.standardError = output
@@ -42,15 +51,51 @@ struct AcceptBackoffTests {
         let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
         #expect(exited, "child did not finish")
         #expect(child.terminationStatus == 0, "child failed:\n\(text)")
-        #expect(text.contains("\(Self.marker) ran"), "child did not report:\n\(text)")
+        #expect(text.contains("\(Self.marker) ran \(scenario)"), "child did not report:\n\(text)")
+    }
+
+    /// The backend to test when this process is the child for `scenario`.
+    private static func childKind(_ scenario: String) -> LoopBackendKind? {
+        guard let value = ProcessInfo.processInfo.environment[childVariable],
+            value.hasPrefix(scenario + ":")
+        else { return nil }
+        return LoopBackendKind(rawValue: String(value.dropFirst(scenario.count + 1)))
+    }
+
+    private static func openDescriptors() -> Set<Int> {
+        Set(((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int($0) })
+    }
+
+    /// Runs only in the child.
+    @Test("helper: the descriptor-leak scenario (runs only in the child process)")
+    func descriptorLeakChild() throws {
+        guard let kind = Self.childKind("fdleak") else { return }
+        usleep(50_000)
+        let before = Self.openDescriptors()
+        do {
+            let harness = try LoopHarness(kind.choice, echo: false)
+            var clients: [Int32] = []
+            for _ in 0..<20 { clients.append(try connectClient(port: harness.port, receiveBuffer: 8 * 1024)) }
+            #expect(waitUntil { harness.snapshot().accepted.count == 20 })
+            let ids = harness.snapshot().accepted
+            let payload = [UInt8](repeating: 1, count: 512 * 1024)
+            harness.run { handler in for id in ids { handler.enqueue(id, payload) } }
+            #expect(waitUntil { harness.snapshot().sendResults.count == 20 })
+            harness.run { handler in for id in ids.prefix(10) { handler.close(id) } }
+            #expect(waitUntil { harness.snapshot().closed.count == 10 })
+            harness.stop()  // 10 connections still open, sends in flight
+            for fd in clients { Glibc.close(fd) }
+        }
+        usleep(50_000)
+        let after = Self.openDescriptors()
+        #expect(after == before, "leaked descriptors: \(after.subtracting(before).sorted())")
+        print("\(Self.marker) ran fdleak kind=\(kind) before=\(before.count) after=\(after.count)")
     }
 
     /// Runs only in the child (does nothing in a normal run).
     @Test("helper: the EMFILE scenario (runs only in the child process)")
     func acceptBackoffChild() throws {
-        guard let name = ProcessInfo.processInfo.environment[Self.childVariable],
-            let kind = LoopBackendKind(rawValue: name)
-        else { return }
+        guard let kind = Self.childKind("emfile") else { return }
         var options = LoopOptions()
         options.acceptBackoffMilliseconds = 50
         options.tickMilliseconds = 1000
@@ -113,7 +158,7 @@ struct AcceptBackoffTests {
         let message = Array("after back-off".utf8)
         try writeAll(clients[0], message)
         #expect(readExactly(clients[0], message.count) == message)
-        print("\(Self.marker) ran kind=\(kind) iterations=\(iterations)")
+        print("\(Self.marker) ran emfile kind=\(kind) iterations=\(iterations)")
     }
 }
 
