@@ -56,6 +56,7 @@ public final class IOUringLoop: EventLoop {
     private var pendingCloses: [UInt32] = []
     private var pendingClosesSpare: [UInt32] = []
     private var running = false
+    private static let maximumSendLength = 1 << 30
     /// How often the rare paths ran (read by tests; cheap enough to keep in production).
     private(set) var counters = Counters()
 
@@ -180,7 +181,8 @@ public final class IOUringLoop: EventLoop {
     /// Prepares an `IORING_OP_SEND` of `bytes` with MSG_NOSIGNAL; it is submitted with the
     /// iteration's batch. A send that the kernel answers with EAGAIN is retried after the socket
     /// polls writable (`IORING_RECVSEND_POLL_FIRST`) and is not reported. A result smaller than
-    /// `bytes.count` is a short send: `sendCompleted` reports the count and the caller sends the rest.
+    /// `bytes.count` is a short send: `sendCompleted` reports the count and the caller sends the rest
+    /// (one send writes at most 1 GiB).
     /// Ignored when `id` is closed or closing. Precondition: no send outstanding on `id`.
     public func send(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer) {
         guard let index = table.index(of: id), table.slots[index].state == .open else { return }
@@ -213,7 +215,8 @@ public final class IOUringLoop: EventLoop {
     /// completion (one `io_uring_submit_and_wait`), dispatch every completion, re-arm receives,
     /// deliver `closed`, then call `iterationWillEnd`. Sets the thread name to
     /// `LoopOptions.threadName`.
-    /// - Throws: `LoopError.system(call: "io_uring_submit_and_wait", …)` on an unexpected error.
+    /// - Throws: `LoopError.system(call: "io_uring_submit_and_wait", …)` on an unexpected error —
+    ///   EEXIST when `run` is called on a thread other than the one that created the loop.
     public func run() throws {
         guard let strongHandler = handler else {
             preconditionFailure("IOUringLoop.run: set handler first")
@@ -382,9 +385,10 @@ public final class IOUringLoop: EventLoop {
 
     private func prepareSend(_ index: Int, pollFirst: Bool) {
         let sqe = nextSQE()
-        io_uring_prep_send(
-            sqe, table.slots[index].fd, table.slots[index].sendBase, table.slots[index].sendLength,
-            Int32(MSG_NOSIGNAL))
+        // The SQE length is 32 bits and the kernel writes at most MAX_RW_COUNT per call: cap it, and
+        // a larger buffer simply completes as a short send.
+        let length = min(table.slots[index].sendLength, IOUringLoop.maximumSendLength)
+        io_uring_prep_send(sqe, table.slots[index].fd, table.slots[index].sendBase, length, Int32(MSG_NOSIGNAL))
         if pollFirst { pushd_sqe_or_ioprio(sqe, UInt16(IORING_RECVSEND_POLL_FIRST)) }
         io_uring_sqe_set_data64(
             sqe, UserData.make(.send, slot: UInt32(index), generation: table.slots[index].generation))

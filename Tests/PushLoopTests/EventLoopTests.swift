@@ -327,8 +327,8 @@ struct EventLoopTests {
         thread.start()
         #expect(waitUntil { harness.snapshot().woken > before })
         // Several wakes before the loop runs may fold into one woken; at least one arrives.
-        for _ in 0..<5 { harness.waker.wake() }
         let after = harness.snapshot().woken
+        for _ in 0..<5 { harness.waker.wake() }
         #expect(waitUntil { harness.snapshot().woken > after })
     }
 
@@ -389,6 +389,27 @@ struct EventLoopTests {
 
 @Suite("Loop factory and listening sockets")
 struct LoopFactoryTests {
+    @Test("two loops (io_uring and epoll) share one port through SO_REUSEPORT")
+    func twoLoopsOnePort() throws {
+        let first = try LoopHarness(.ioUring)
+        defer { first.stop() }
+        let second = try LoopHarness(.epoll, port: first.port)  // the second binds the first's port
+        defer { second.stop() }
+        #expect(second.port == first.port)
+        var clients: [Int32] = []
+        defer { for fd in clients { Glibc.close(fd) } }
+        for _ in 0..<64 { clients.append(try connectClient(port: first.port)) }
+        for (i, fd) in clients.enumerated() {
+            let message = Array("loop share \(i)".utf8)
+            try writeAll(fd, message)
+            #expect(readExactly(fd, message.count) == message)
+        }
+        let a = first.snapshot().accepted.count
+        let b = second.snapshot().accepted.count
+        #expect(a + b == 64)
+        #expect(a > 0 && b > 0, "the kernel spread 64 connections as \(a) + \(b)")
+    }
+
     @Test(".auto returns a loop (io_uring on this kernel)")
     func autoReturnsLoop() throws {
         let harness = try LoopHarness(.auto)

@@ -45,14 +45,14 @@ final class LoopHarness: Sendable {
     /// Starts the loop thread and waits until it listens.
     init(
         _ choice: LoopBackendChoice, options: LoopOptions = LoopOptions(),
-        echo: Bool = true, closeOnReceiveEnd: Bool = false, host: String = "127.0.0.1"
+        echo: Bool = true, closeOnReceiveEnd: Bool = false, host: String = "127.0.0.1", port: UInt16 = 0
     ) throws {
         let shared = self.shared
         let thread = Thread {
             defer { shared.finished.store(true, ordering: .releasing) }
             do {
                 var loop: (any EventLoop)? = try makeEventLoop(choice, options: options)
-                let listener = try ListeningSocket.open(host: host, port: 0)
+                let listener = try ListeningSocket.open(host: host, port: port)
                 defer { _ = Glibc.close(listener) }
                 let handler = RecordingHandler(
                     loop: loop!, shared: shared, echo: echo, closeOnReceiveEnd: closeOnReceiveEnd)
@@ -76,7 +76,7 @@ final class LoopHarness: Sendable {
         guard let info = shared.started.withLock({ $0 }) else {
             throw HarnessError.startFailed(shared.failure.withLock { $0 } ?? "timeout")
         }
-        port = info.port
+        self.port = info.port
         waker = info.waker
         kind = info.kind
     }
