@@ -88,20 +88,22 @@ extension LoopWorker {
     /// Validates one event to publish: topic (already decoded), event name, data size and UTF-8.
     /// `field` prefixes messages in a batch (`events[2].`).
     private func validatedEvent(topic: String, name: String?, data: [UInt8], field: String = "") -> Result<(String, String?, SharedBytes), Refusal> {
-        if let problem = TopicName.problem(in: topic) { return .failure(Refusal(400, "bad_topic", field + problem.message)) }
+        // In a batch, messages name the member: "events[2].topic: …".
+        func at(_ member: String) -> String { field.isEmpty ? "" : field + member + ": " }
+        if let problem = TopicName.problem(in: topic) { return .failure(Refusal(400, "bad_topic", at("topic") + problem.message)) }
         if let name, !EventName.isValid(name) {
             return .failure(
-                Refusal(400, "bad_event_name", field + "event name must match [A-Za-z0-9._-]{1,64} and not start with \"pushd.\""))
+                Refusal(400, "bad_event_name", at("event") + "event name must match [A-Za-z0-9._-]{1,64} and not start with \"pushd.\""))
         }
         if data.count > config.http.maxEventBytes {
             return .failure(
                 Refusal(
                     413, "event_too_large",
-                    field + "event data is \(data.count) bytes; limits.max_event_bytes is \(config.http.maxEventBytes)"))
+                    at("data") + "event data is \(data.count) bytes; limits.max_event_bytes is \(config.http.maxEventBytes)"))
         }
         // SSE is a UTF-8 text protocol (WHATWG HTML §9.2.5).
         guard String(validating: data, as: UTF8.self) != nil else {
-            return .failure(Refusal(415, "data_not_utf8", field + "event data must be valid UTF-8"))
+            return .failure(Refusal(415, "data_not_utf8", at("data") + "event data must be valid UTF-8"))
         }
         return .success((topic, name, SharedBytes(data)))
     }
