@@ -163,6 +163,12 @@ enum ConfigKeys {
             config.logLevel = word
         },
         .seconds("shutdown_timeout", 0...3600) { $0.shutdownTimeout = $1 },
+        .scalar("state_directory", expected: "must be an absolute path, or empty for none") { text, config in
+            let path = text.trimmingWhitespace()
+            guard path.isEmpty || path.hasPrefix("/") else { return false }
+            config.stateDirectory = path
+            return true
+        },
 
         .size("limits.max_request_line_bytes", 256...(1 << 20)) { $0.http.maxRequestLineBytes = $1 },
         .size("limits.max_header_bytes", 1024...(1 << 20)) { $0.http.maxHeaderBytes = $1 },

@@ -203,11 +203,26 @@ final class LoopWorker: LoopHandler {
     }
 
     private func closeEvicted() {
+        for report in fanout.takeSlowReports() {
+            guard let c = connection(Connection.id(fromToken: report.queue.token)) else { continue }
+            let topics = report.topics.joined(separator: ",")
+            switch report.policy {
+            case .disconnect:
+                logger.notice(
+                    "slow subscriber disconnected: queue over \(config.subscriber.queueEvents) events or \(config.subscriber.queueBytes) bytes",
+                    metadata: ["peer": "\(c.peer)", "topic": "\(topics)"])
+            case .drop:
+                c.slowDrops += 1
+                // The first drop of a connection is a notice; repeats would flood the log.
+                logger.log(
+                    level: c.slowDrops == 1 ? .notice : .debug,
+                    "slow subscriber skipped \(report.skippedEvents) events",
+                    metadata: ["peer": "\(c.peer)", "topic": "\(topics)"])
+            }
+        }
         for queue in fanout.takeEvicted() {
             guard let c = connection(Connection.id(fromToken: queue.token)) else { continue }
             c.evictedAt = now
-            logger.notice(
-                "slow subscriber \(c.peer) disconnected: queue over \(config.subscriber.queueEvents) events or \(config.subscriber.queueBytes) bytes")
             if !c.out.isSending { close(c) }
         }
     }
@@ -246,6 +261,11 @@ final class LoopWorker: LoopHandler {
                 }
             }
         }
-        if index == 0 { shared.broker.expire(nowMilliseconds: Clock.wallMilliseconds()) }
+        if index == 0 {
+            shared.broker.expire(nowMilliseconds: Clock.wallMilliseconds())
+            if let lease = shared.lease, let error = lease.extendIfNeeded(newest: shared.broker.lastID) {
+                logger.error("event-id lease not extended: \(error)")
+            }
+        }
     }
 }
