@@ -54,8 +54,8 @@ extension Server {
 
     /// Applies a new configuration to the running server without dropping a connection.
     ///
-    /// Keys that only take effect on a restart — `listen`, `event_loop`, `workers`, `loop.*` and
-    /// `replay.*` (the replay rings are sized once) — keep their running values. Each loop picks
+    /// Keys that only take effect on a restart — `listen`, `event_loop`, `workers`, `loop.*`,
+    /// `replay.*` and `state_directory` (the replay rings are sized once) — keep their running values. Each loop picks
     /// the new values up on its next tick: new requests and streams use them at once, existing
     /// subscriber queues get the new queue limits and slow policy.
     /// - Returns: the keys whose new values need a restart (empty when none changed).
@@ -69,11 +69,13 @@ extension Server {
         if new.workers != old.workers { restart.append("workers") }
         if new.loop != old.loop { restart.append("loop.*") }
         if new.replay != old.replay { restart.append("replay.*") }
+        if new.stateDirectory != old.stateDirectory { restart.append("state_directory") }
         applied.listen = old.listen
         applied.eventLoop = old.eventLoop
         applied.workers = old.workers
         applied.loop = old.loop
         applied.replay = old.replay
+        applied.stateDirectory = old.stateDirectory
         shared.live.replace(applied)
         for inbox in shared.broker.inboxes { inbox.wake() }
         return restart

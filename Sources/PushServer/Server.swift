@@ -14,12 +14,15 @@ public enum ServerError: Error, CustomStringConvertible {
     case loopStart(index: Int, reason: String)
     /// `pthread_create` failed with this error number.
     case threadStart(errno: Int32)
+    /// The state directory (event-id lease) is unusable.
+    case state(reason: String)
 
     public var description: String {
         switch self {
         case .listen(let a, let r): return "cannot listen on \(a): \(r)"
         case .loopStart(let i, let r): return "event loop \(i) failed to start: \(r)"
         case .threadStart(let e): return "cannot start a loop thread: errno \(e)"
+        case .state(let r): return "state_directory: \(r)"
         }
     }
 }
@@ -43,9 +46,13 @@ final class ServerShared: Sendable {
     private let draining = Atomic<Bool>(false)
     private let stop = Atomic<Bool>(false)
 
-    init(config: ServerConfiguration, broker: Broker, loopCount: Int) {
+    /// The event-id lease, when a state directory is configured.
+    let lease: EventIDLease?
+
+    init(config: ServerConfiguration, broker: Broker, lease: EventIDLease?, loopCount: Int) {
         self.live = LiveConfiguration(config)
         self.broker = broker
+        self.lease = lease
         self.loopMetrics = (0..<loopCount).map { _ in LoopMetrics() }
         self.metrics = MetricsExporter()
     }
@@ -88,22 +95,46 @@ public final class Server: Sendable {
     /// Listening sockets passed by the service manager (socket activation); empty when none.
     private let inheritedListeners: [Int32]
 
-    /// Prepares a server; nothing is opened until `start`.
+    /// Prepares a server; nothing is opened until `start`. `environment` supplies
+    /// `STATE_DIRECTORY` when `state_directory` is empty. Throws `ServerError.state` when the
+    /// state directory's event-id lease cannot be read.
     /// - Parameter inheritedListeners: listening TCP sockets passed by systemd (`sd_listen_fds`).
     ///   When not empty they replace `configuration.listen`, and every loop accepts on all of them
     ///   (shared sockets, not one `SO_REUSEPORT` socket per loop).
-    public init(configuration: ServerConfiguration, logger: Logger, inheritedListeners: [Int32] = []) {
+    public init(
+        configuration: ServerConfiguration, logger: Logger, environment: [String: String] = [:],
+        inheritedListeners: [Int32] = []
+    ) throws {
         self.inheritedListeners = inheritedListeners
         self.logger = logger
         let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         self.workerCount = max(1, configuration.workers ?? max(1, online))
+        var stateDirectory = configuration.stateDirectory
+        if stateDirectory.isEmpty, let fromSystemd = environment["STATE_DIRECTORY"] {
+            stateDirectory = String(fromSystemd.split(separator: ":").first ?? "")
+        }
+        var lease: EventIDLease?
+        if !stateDirectory.isEmpty {
+            do {
+                lease = try EventIDLease(directory: stateDirectory)
+            } catch {
+                throw ServerError.state(reason: error.message)
+            }
+        }
         let r = configuration.replay
         let broker = Broker(
             loopCount: workerCount,
             replayLimits: ReplayRing.Limits(
                 events: r.events, bytes: r.maxBytes, maxAgeMilliseconds: UInt64(r.maxAge * 1000)),
+            idFloor: lease?.floor ?? .zero,
             nowMilliseconds: Clock.wallMilliseconds())
-        self.shared = ServerShared(config: configuration, broker: broker, loopCount: workerCount)
+        if let lease, let error = lease.extendIfNeeded(newest: broker.lastID) {
+            throw ServerError.state(reason: error)
+        }
+        self.shared = ServerShared(config: configuration, broker: broker, lease: lease, loopCount: workerCount)
+        if lease == nil {
+            logger.info("no state_directory: event ids follow the wall clock across restarts")
+        }
     }
 
     /// Number of loop threads.
@@ -281,7 +312,7 @@ public final class ServerStats: Sendable {
     func streamOpened() { _streams.add(1, ordering: .relaxed) }
     func request() { _requests.add(1, ordering: .relaxed) }
     func badRequest() { _badRequests.add(1, ordering: .relaxed) }
-    func published() { _published.add(1, ordering: .relaxed) }
+    func published(_ n: Int = 1) { _published.add(UInt64(n), ordering: .relaxed) }
     func bytesIn(_ n: Int) { _bytesIn.add(UInt64(n), ordering: .relaxed) }
     func bytesOut(_ n: Int) { _bytesOut.add(UInt64(n), ordering: .relaxed) }
     func replayed(_ n: Int) { _replayed.add(UInt64(n), ordering: .relaxed) }

@@ -70,8 +70,9 @@ struct Serve: ParsableCommand {
         if !inherited.isEmpty {
             logger.info("socket activation: accepting on \(inherited.count) passed socket(s); `listen` is ignored")
         }
-        let server = Server(configuration: config, logger: logger, inheritedListeners: inherited)
+        let server: Server
         do {
+            server = try Server(configuration: config, logger: logger, environment: env, inheritedListeners: inherited)
             try server.start()
         } catch {
             logger.critical("\(error)")
