@@ -133,6 +133,7 @@ class Pushd:
                            f"argv: {self.argv}\n--- pushd output ---\n{self.log()}")
 
     def stop(self) -> None:
+        self.stopped_by_test = True  # a deliberate stop (e.g. a restart test) is not a crash
         if self.proc.poll() is None:
             t0 = time.monotonic()
             self.proc.send_signal(signal.SIGTERM)
@@ -194,7 +195,7 @@ def pushd_factory(backend, tmp_path, request):
 
     yield start
 
-    crashed = [d for d in started if not d.alive()]
+    crashed = [d for d in started if not d.alive() and not getattr(d, "stopped_by_test", False)]
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     for d in started:
         d.stop()
