@@ -12,8 +12,8 @@ import time
 import pytest
 
 from checks import diff_streams
-from e2e_util import (GAP_EVENT, AsyncPublisher, AsyncSSE, SSEEvent, SyncConn, assert_strictly_increasing,
-                      gap_info, id_key, publish_sync, request_bytes, subscribe_until_marker)
+from e2e_util import (GAP_EVENT, AsyncPublisher, AsyncSSE, SSEEvent, assert_strictly_increasing,
+                      gap_info, id_key, publish_sync, subscribe_until_marker)
 
 T = "replay/t"
 
