@@ -333,3 +333,9 @@ def test_restart_pre_restart_cursor_with_post_restart_events(pushd_factory):
     assert len(gaps) == 1, f"no gap for a pre-restart cursor: {pairs(evs)}"
     assert gaps[0] == {"last_event_id": pre[-1][0], "oldest_retained": post[0][0]}, gaps[0]
     assert pairs(evs) == post, diff_streams(pairs(evs), post)
+
+
+def test_cursor_empty_query_is_no_cursor(pushd):
+    publish_n(pushd, T, 3)
+    evs = asyncio.run(subscribe_until_marker(pushd.port, f"/topics/{T}?last_event_id=", T))
+    assert evs == [], f"empty ?last_event_id= must be treated as no cursor; got {pairs(evs)}"
