@@ -40,6 +40,9 @@ final class Connection {
     var slowDrops = 0
     /// Whether the peer closed its side.
     var peerClosed = false
+    /// The connection's place in the shared connection counts (ConnectionLimits.swift); nil when
+    /// it was refused.
+    var admission: ConnectionAdmission.Ticket?
 
     init(id: ConnectionID, peer: PeerAddress, limits: HTTPParserLimits, now: UInt64) {
         self.id = id
