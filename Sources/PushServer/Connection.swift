@@ -10,6 +10,9 @@ final class Connection {
         case http
         /// An SSE stream: no more requests are read; events flow out until either side closes.
         case eventStream
+        /// A WebSocket (RFC 6455): frames are read and written until either side closes; `ws`
+        /// holds its state.
+        case webSocket
     }
 
     let id: ConnectionID
@@ -36,6 +39,8 @@ final class Connection {
     var evictedAt: UInt64 = 0
     /// Whether the peer closed its side.
     var peerClosed = false
+    /// WebSocket state, once the connection was upgraded.
+    var ws: WebSocketSession?
 
     init(id: ConnectionID, peer: PeerAddress, limits: HTTPParserLimits, now: UInt64) {
         self.id = id

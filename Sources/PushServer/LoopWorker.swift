@@ -15,7 +15,7 @@ final class LoopWorker: LoopHandler {
 
     /// Connections by slot.
     private var connections: [Connection?] = []
-    private var now: UInt64
+    private(set) var now: UInt64
     private var lastSecondTick: UInt64 = 0
 
     init(index: Int, loop: any EventLoop, shared: ServerShared, logger: Logger) {
@@ -61,6 +61,7 @@ final class LoopWorker: LoopHandler {
     func received(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer) {
         guard let c = connection(id), !c.closing else { return }
         shared.stats.bytesIn(bytes.count)
+        if c.mode == .webSocket { return webSocketReceived(c, bytes) }
         guard c.mode == .http, !c.closeAfterFlush else { return }  // a stream reads nothing more
         var rest = bytes
         // Parse until the parser asks for more bytes: `.end` of a body-less request comes back
@@ -105,12 +106,19 @@ final class LoopWorker: LoopHandler {
                 return
             }
         }
+        // Frames the client sent right behind its upgrade request.
+        if c.mode == .webSocket, rest.count > 0 { return webSocketReceived(c, rest) }
         startSend(c)
     }
 
     func receiveEnded(_ id: ConnectionID, error: Int32) {
         guard let c = connection(id), !c.closing else { return }
         c.peerClosed = true
+        if c.mode == .webSocket {
+            // Write a queued Close frame first; a peer gone without one is cut at once.
+            if c.ws?.closeSent == true && error == 0 { c.closeAfterFlush = true } else { close(c) }
+            return
+        }
         if c.mode == .eventStream || error != 0 || c.out.isIdle {
             close(c)
         } else {
@@ -139,7 +147,7 @@ final class LoopWorker: LoopHandler {
         let slot = Int(id.slot)
         guard slot < connections.count, let c = connections[slot], c.id == id else { return }
         connections[slot] = nil
-        shared.stats.connectionClosed(wasStream: c.mode == .eventStream)
+        shared.stats.connectionClosed(wasStream: c.mode != .http)
     }
 
     func woken() {
@@ -187,7 +195,7 @@ final class LoopWorker: LoopHandler {
     func close(_ c: Connection) {
         guard !c.closing else { return }
         c.closing = true
-        if c.mode == .eventStream { fanout.unsubscribe(c.out) }
+        if c.mode != .http { fanout.unsubscribe(c.out) }
         c.out.discardQueued()
         c.parser = nil
         loop.close(c.id)
@@ -196,6 +204,10 @@ final class LoopWorker: LoopHandler {
     private func closeEvicted() {
         for queue in fanout.takeEvicted() {
             guard let c = connection(Connection.id(fromToken: queue.token)) else { continue }
+            if c.mode == .webSocket {
+                webSocketEvicted(c)
+                continue
+            }
             c.evictedAt = now
             logger.notice(
                 "slow subscriber \(c.peer) disconnected: queue over \(config.subscriber.queueEvents) events or \(config.subscriber.queueBytes) bytes")
@@ -221,6 +233,8 @@ final class LoopWorker: LoopHandler {
                     c.out.enqueue(ServerShared.heartbeatBytes)
                     startSend(c)
                 }
+            case .webSocket:
+                webSocketTick(c)
             case .http:
                 if c.headStarted != 0, headerTimeout > 0, now - c.headStarted > headerTimeout {
                     reply(

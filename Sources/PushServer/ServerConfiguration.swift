@@ -28,6 +28,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var replay = ReplaySettings()
     /// `loop.*`: event loop tuning.
     public var loop = LoopOptions()
+    /// `websocket.*`: the WebSocket transport.
+    public var websocket = WebSocketSettings()
 
     public init() {}
 
@@ -35,6 +37,7 @@ public struct ServerConfiguration: Sendable, Equatable {
         a.listen == b.listen && a.eventLoop == b.eventLoop && a.workers == b.workers
             && a.logLevel == b.logLevel && a.shutdownTimeout == b.shutdownTimeout && a.http == b.http
             && a.sse == b.sse && a.subscriber == b.subscriber && a.replay == b.replay && a.loop == b.loop
+            && a.websocket == b.websocket
     }
 }
 
