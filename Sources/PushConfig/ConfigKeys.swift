@@ -177,6 +177,12 @@ enum ConfigKeys {
             config.logLevel = word
         },
         .seconds("shutdown_timeout", 0...3600) { $0.shutdownTimeout = $1 },
+        .scalar("state_directory", expected: "must be an absolute path, or empty for none") { text, config in
+            let path = text.trimmingWhitespace()
+            guard path.isEmpty || path.hasPrefix("/") else { return false }
+            config.stateDirectory = path
+            return true
+        },
 
         .size("limits.max_request_line_bytes", 256...(1 << 20)) { $0.http.maxRequestLineBytes = $1 },
         .size("limits.max_header_bytes", 1024...(1 << 20)) { $0.http.maxHeaderBytes = $1 },
@@ -190,6 +196,7 @@ enum ConfigKeys {
 
         .seconds("sse.heartbeat", 0...3600) { $0.sse.heartbeat = $1 },
         .milliseconds("sse.retry", plain: .seconds, 0...600_000) { $0.sse.retryMilliseconds = $1 },
+        .seconds("sse.max_stream_age", 0...604_800) { $0.sse.maxStreamAge = $1 },
 
         .integer("subscriber.queue_events", 1...10_000_000) { $0.subscriber.queueEvents = $1 },
         .size("subscriber.queue_bytes", 1...(1 << 30)) { $0.subscriber.queueBytes = $1 },

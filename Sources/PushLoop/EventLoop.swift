@@ -15,10 +15,14 @@ public enum LoopBackendKind: String, Sendable, CaseIterable {
 }
 
 /// What the operator asked for: a backend, or `auto` (io_uring, falling back to epoll when
-/// `io_uring_queue_init` fails with ENOSYS, EPERM or any other error).
+/// io_uring setup fails: ENOSYS, EPERM, or a feature the loop needs is missing). See
+/// `makeEventLoop(_:options:)`.
 public enum LoopBackendChoice: String, Sendable, CaseIterable {
+    /// io_uring when it can be set up, else epoll (`LoopFactory.lastFallbackReason` says why).
     case auto
+    /// io_uring only; creating the loop throws `LoopError.ioUringUnavailable` where it cannot be used.
     case ioUring = "io_uring"
+    /// epoll only.
     case epoll
 }
 
@@ -26,24 +30,32 @@ public enum LoopBackendChoice: String, Sendable, CaseIterable {
 /// table; `generation` changes each time a slot is reused, so a late completion that belongs to an
 /// earlier connection in the same slot is recognised and ignored.
 public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
+    /// Index in the loop's connection table (small, dense: usable to index the server's own arrays).
     public let slot: UInt32
+    /// Bumped each time the slot is freed; never 0 for a connection a loop handed out.
     public let generation: UInt32
+    /// Makes an id; only loops mint ids that name live connections.
     public init(slot: UInt32, generation: UInt32) {
         self.slot = slot
         self.generation = generation
     }
+    /// `c<slot>.<generation>`, for logs.
     public var description: String { "c\(slot).\(generation)" }
 }
 
 /// A peer's IPv4 or IPv6 address and port, as accepted.
 public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
-    /// Numeric host (`127.0.0.1`, `::1`).
+    /// Numeric host (`127.0.0.1`, `::1`); `0.0.0.0` with port 0 when the peer could not be read
+    /// (it reset the connection before it was accepted).
     public let host: String
+    /// TCP port, host byte order.
     public let port: UInt16
+    /// Makes an address from a numeric host and a port.
     public init(host: String, port: UInt16) {
         self.host = host
         self.port = port
     }
+    /// `host:port`, with IPv6 hosts in brackets (`[::1]:8080`).
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
@@ -51,16 +63,22 @@ public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
 public struct LoopOptions: Sendable, Equatable {
     /// How often `LoopHandler.tick(now:)` is called, in milliseconds.
     public var tickMilliseconds: Int = 100
-    /// io_uring submission queue entries (the completion queue is twice this).
+    /// io_uring submission queue entries (the completion queue is twice this). The kernel rounds
+    /// up to a power of two and clamps to its maximum (32768). A full SQ is submitted early, so this
+    /// bounds the batch size, not the number of operations in flight.
     public var ringEntries: UInt32 = 4096
-    /// Provided receive buffers per loop (io_uring) and their size in bytes. Receive memory per loop
-    /// is `receiveBufferCount × receiveBufferSize`, shared by all of the loop's connections.
+    /// Provided receive buffers per loop (io_uring; rounded up to a power of two, at most 32768).
+    /// Receive memory per loop is `receiveBufferCount × receiveBufferSize`, shared by all of the
+    /// loop's connections. The epoll backend ignores the count and uses one shared read buffer.
     public var receiveBufferCount: Int = 256
+    /// Bytes per receive buffer (io_uring) or of the one shared read buffer (epoll): the most one
+    /// `LoopHandler.received` call delivers.
     public var receiveBufferSize: Int = 16 * 1024
     /// How long accept pauses after EMFILE/ENFILE/ENOMEM/ENOBUFS, in milliseconds.
     public var acceptBackoffMilliseconds: Int = 100
-    /// Thread name shown by top/perf (at most 15 bytes).
+    /// Thread name shown by top/perf (at most 15 bytes; longer names are cut), set by `run`.
     public var threadName: String = "pushd-loop"
+    /// The defaults above.
     public init() {}
 }
 
@@ -79,10 +97,13 @@ public protocol LoopHandler: AnyObject {
     /// as ECONNRESET). The connection stays open until the handler calls `close`.
     func receiveEnded(_ id: ConnectionID, error: Int32)
     /// The connection's one outstanding send finished: `result > 0` bytes were written (possibly
-    /// fewer than asked: a short send), or `result < 0` is `-errno` (EPIPE, ECONNRESET, …).
+    /// fewer than asked: a short send — send the rest with another `send`), or `result < 0` is
+    /// `-errno` (EPIPE, ECONNRESET, …). `result == 0` only answers an empty send. Never called from
+    /// inside `EventLoop.send`.
     func sendCompleted(_ id: ConnectionID, result: Int)
-    /// The connection's socket is closed and its slot is free. Memory passed to `send` may be
-    /// released now, not before.
+    /// The connection's socket is closed and its slot is free (the id is stale from now on). Memory
+    /// passed to `send` may be released now, not before. Never called from inside
+    /// `EventLoop.close`.
     func closed(_ id: ConnectionID)
     /// Another thread called `LoopWaker.wake()` at least once since the last call.
     func woken()
@@ -128,25 +149,32 @@ public final class LoopWaker: Sendable {
 public protocol EventLoop: AnyObject {
     /// The backend in use.
     var kind: LoopBackendKind { get }
-    /// Receives every callback. Held unowned by the loop; set before `run`.
+    /// Receives every callback. Held unowned by the loop (`run` keeps it alive while it runs); set
+    /// before `run` and do not replace it while running.
     var handler: (any LoopHandler)? { get set }
     /// Wakes this loop from another thread.
     var waker: LoopWaker { get }
     /// Starts accepting on a listening socket (bound, listening, non-blocking). The loop does not own
     /// `fd` and never closes it. Returns the listener index passed to `accepted`.
     func addListener(fd: Int32) -> Int
-    /// Stops accepting on every listener (drain); established connections are untouched.
+    /// Stops accepting on every listener (drain); established connections are untouched. The
+    /// caller then closes its listening sockets: with SO_REUSEPORT the kernel keeps routing new
+    /// connections to an open listener, where they would wait unaccepted until it is closed.
     func stopAccepting()
     /// Sends `bytes` on `id`. At most one send per connection may be outstanding: call again only
-    /// after `sendCompleted`. The memory must stay valid and unchanged until `sendCompleted` or
-    /// `closed` for this id. On io_uring the send is queued and submitted with the iteration's batch.
+    /// after `sendCompleted` (a second one traps). The memory must stay valid and unchanged until
+    /// `sendCompleted` or `closed` for this id (or, for a connection still open when the loop is
+    /// released, until the loop is deinitialized). On io_uring the send is queued and submitted
+    /// with the iteration's batch; on epoll it is written at once and reported later in the
+    /// iteration. Ignored when `id` is stale or already closing.
     func send(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer)
     /// Closes `id`: cancels its receive and any outstanding send, closes the socket, then calls
     /// `closed(id)` once (possibly later in this or a following iteration). Idempotent.
     func close(_ id: ConnectionID)
     /// The number of connections currently in the table.
     var connectionCount: Int { get }
-    /// Runs the loop on the calling thread until `stop()`.
+    /// Runs the loop on the calling thread until `stop()`. Connections still open when it returns
+    /// get no more callbacks; their sockets are closed when the loop is deinitialized.
     func run() throws
     /// Makes `run` return after the current iteration. Call on the loop thread (from a callback).
     func stop()
@@ -156,9 +184,10 @@ public protocol EventLoop: AnyObject {
 public enum LoopError: Error, CustomStringConvertible {
     /// `io_uring_queue_init` (or a required io_uring feature) failed; `errno` is positive.
     case ioUringUnavailable(errno: Int32, reason: String)
-    /// A system call failed while setting the loop up.
+    /// A system call failed while setting the loop up (or `ListeningSocket.open`); `call` names it.
     case system(call: String, errno: Int32)
 
+    /// One line for logs: what failed and the errno.
     public var description: String {
         switch self {
         case .ioUringUnavailable(let e, let reason): return "io_uring unavailable (errno \(e)): \(reason)"

@@ -6,9 +6,11 @@ import Glibc
 
 /// The io_uring backend (io_uring(7), liburing 2.3).
 ///
-/// - One ring per loop, created with `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN`
-///   (plus `COOP_TASKRUN`, `SUBMIT_ALL`, `CLAMP`, `CQSIZE` = 2 × `ringEntries`), falling back to
-///   `COOP_TASKRUN` alone and then to no flags when the kernel refuses them.
+/// - One ring per loop, created with `IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+///   COOP_TASKRUN | SUBMIT_ALL` (always with `CLAMP` and `CQSIZE` = 2 × `ringEntries`); when the
+///   kernel answers EINVAL it tries `SINGLE_ISSUER | DEFER_TASKRUN`, then `COOP_TASKRUN`, then no
+///   flags (`setupFlags` tells which). A full SQ is submitted early; every other SQE of an
+///   iteration waits for the iteration's one `io_uring_submit_and_wait`.
 /// - Multishot accept on every listener (io_uring_prep_multishot_accept(3)), re-armed when a CQE
 ///   arrives without `IORING_CQE_F_MORE`; EMFILE/ENFILE/ENOBUFS/ENOMEM pause that listener for
 ///   `acceptBackoffMilliseconds` with a timeout SQE.
@@ -54,6 +56,20 @@ public final class IOUringLoop: EventLoop {
     private var pendingCloses: [UInt32] = []
     private var pendingClosesSpare: [UInt32] = []
     private var running = false
+    private static let maximumSendLength = 1 << 30
+    /// How often the rare paths ran (read by tests; cheap enough to keep in production).
+    private(set) var counters = Counters()
+
+    struct Counters {
+        /// Receives that ended on ENOBUFS and were re-armed after buffers came back.
+        var noBufferRearms = 0
+        /// Multishot receives that ended without F_MORE while data kept coming (CQ overflow).
+        var receiveRearms = 0
+        /// Multishot accepts re-armed after ending without F_MORE.
+        var acceptRearms = 0
+        /// Times the SQ was full and was submitted early.
+        var earlySubmits = 0
+    }
 
     private struct Listener {
         var fd: Int32
@@ -165,7 +181,8 @@ public final class IOUringLoop: EventLoop {
     /// Prepares an `IORING_OP_SEND` of `bytes` with MSG_NOSIGNAL; it is submitted with the
     /// iteration's batch. A send that the kernel answers with EAGAIN is retried after the socket
     /// polls writable (`IORING_RECVSEND_POLL_FIRST`) and is not reported. A result smaller than
-    /// `bytes.count` is a short send: `sendCompleted` reports the count and the caller sends the rest.
+    /// `bytes.count` is a short send: `sendCompleted` reports the count and the caller sends the rest
+    /// (one send writes at most 1 GiB).
     /// Ignored when `id` is closed or closing. Precondition: no send outstanding on `id`.
     public func send(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer) {
         guard let index = table.index(of: id), table.slots[index].state == .open else { return }
@@ -198,7 +215,8 @@ public final class IOUringLoop: EventLoop {
     /// completion (one `io_uring_submit_and_wait`), dispatch every completion, re-arm receives,
     /// deliver `closed`, then call `iterationWillEnd`. Sets the thread name to
     /// `LoopOptions.threadName`.
-    /// - Throws: `LoopError.system(call: "io_uring_submit_and_wait", …)` on an unexpected error.
+    /// - Throws: `LoopError.system(call: "io_uring_submit_and_wait", …)` on an unexpected error —
+    ///   EEXIST when `run` is called on a thread other than the one that created the loop.
     public func run() throws {
         guard let strongHandler = handler else {
             preconditionFailure("IOUringLoop.run: set handler first")
@@ -326,6 +344,7 @@ public final class IOUringLoop: EventLoop {
 
     /// The SQ is full: hand what is queued to the kernel and continue.
     private func nextSQEAfterSubmitting() -> UnsafeMutablePointer<io_uring_sqe> {
+        counters.earlySubmits += 1
         for _ in 0..<1000 {
             let result = io_uring_submit(ring)
             if let sqe = io_uring_get_sqe(ring) { return sqe }
@@ -366,9 +385,10 @@ public final class IOUringLoop: EventLoop {
 
     private func prepareSend(_ index: Int, pollFirst: Bool) {
         let sqe = nextSQE()
-        io_uring_prep_send(
-            sqe, table.slots[index].fd, table.slots[index].sendBase, table.slots[index].sendLength,
-            Int32(MSG_NOSIGNAL))
+        // The SQE length is 32 bits and the kernel writes at most MAX_RW_COUNT per call: cap it, and
+        // a larger buffer simply completes as a short send.
+        let length = min(table.slots[index].sendLength, IOUringLoop.maximumSendLength)
+        io_uring_prep_send(sqe, table.slots[index].fd, table.slots[index].sendBase, length, Int32(MSG_NOSIGNAL))
         if pollFirst { pushd_sqe_or_ioprio(sqe, UInt16(IORING_RECVSEND_POLL_FIRST)) }
         io_uring_sqe_set_data64(
             sqe, UserData.make(.send, slot: UInt32(index), generation: table.slots[index].generation))
@@ -442,7 +462,10 @@ public final class IOUringLoop: EventLoop {
             } else {
                 _ = Glibc.close(result)
             }
-            if !more { armAccept(index) }
+            if !more {
+                counters.acceptRearms += 1
+                armAccept(index)
+            }
             return
         }
         switch -result {
@@ -493,6 +516,7 @@ public final class IOUringLoop: EventLoop {
         }
         if more { return }
         if result > 0 {
+            counters.receiveRearms += 1
             armReceive(index)  // multishot ended (CQ overflow, …) while data keeps coming
             return
         }
@@ -503,6 +527,7 @@ public final class IOUringLoop: EventLoop {
         switch -result {
         case ENOBUFS:
             table.slots[index].receiveRearmPending = true
+            counters.noBufferRearms += 1
             receiveRearms.append(id)
         case EAGAIN, EINTR, ECANCELED:
             armReceive(index)

@@ -37,6 +37,10 @@ final class Connection {
     var headStarted: UInt64 = 0
     /// Monotonic ns when the `disconnect` slow policy evicted this subscriber (0 when not).
     var evictedAt: UInt64 = 0
+    /// Monotonic ns when the connection became an event stream (for `sse.max_stream_age`).
+    var streamStarted: UInt64 = 0
+    /// How many times the `drop` policy skipped this subscriber's backlog.
+    var slowDrops = 0
     /// Whether the peer closed its side.
     var peerClosed = false
     /// WebSocket state, once the connection was upgraded.

@@ -6,6 +6,7 @@ import PushLoop
 /// | path | methods | what |
 /// |---|---|---|
 /// | `/topics/{topic}` | POST | publish one event |
+/// | `/publish` | POST | publish a JSON batch atomically |
 /// | `/topics/{topic}` | GET | SSE stream of one topic |
 /// | `/subscribe?topic=a&topic=b` | GET | SSE stream of several topics |
 /// | `/healthz` | GET, HEAD | 200 `ok` when serving, 503 while starting or draining |
@@ -24,6 +25,9 @@ extension LoopWorker {
             case .get: subscribe(c, head: head, rawTopics: [raw])
             default: methodNotAllowed(c, allow: "GET, POST", keepAlive: keepAlive)
             }
+        } else if path == "/publish" {
+            guard head.method == .post else { return methodNotAllowed(c, allow: "POST", keepAlive: keepAlive) }
+            publishBatch(c, head: head, body: body, keepAlive: keepAlive)
         } else if path == "/subscribe" {
             guard head.method == .get else { return methodNotAllowed(c, allow: "GET", keepAlive: keepAlive) }
             guard let items = PercentDecoding.queryItems(head.query) else {
@@ -70,39 +74,152 @@ extension LoopWorker {
 
     // MARK: - Publish (API.md "Publish")
 
-    private func publish(_ c: Connection, head: HTTPRequestHead, rawTopic: Substring, body: [UInt8], keepAlive: Bool) {
-        let topic: String
-        switch topicName(rawTopic, decoded: false) {
-        case .success(let t): topic = t
-        case .failure(let p): return fail(c, 400, "bad_topic", p.message, keepAlive)
+    /// A refused request: status, machine code, human message.
+    struct Refusal: Error {
+        var status: Int
+        var code: String
+        var message: String
+        init(_ status: Int, _ code: String, _ message: String) {
+            self.status = status
+            self.code = code
+            self.message = message
         }
-        if head.framing == .none {
-            return fail(c, 411, "length_required", "send the event data with Content-Length or chunked encoding", keepAlive)
+    }
+
+    /// Validates one event to publish: topic (already decoded), event name, data size and UTF-8.
+    /// `field` prefixes messages in a batch (`events[2].`).
+    private func validatedEvent(topic: String, name: String?, data: [UInt8], field: String = "") -> Result<(String, String?, SharedBytes), Refusal> {
+        // In a batch, messages name the member: "events[2].topic: …".
+        func at(_ member: String) -> String { field.isEmpty ? "" : field + member + ": " }
+        if let problem = TopicName.problem(in: topic) { return .failure(Refusal(400, "bad_topic", at("topic") + problem.message)) }
+        if let name, !EventName.isValid(name) {
+            return .failure(
+                Refusal(400, "bad_event_name", at("event") + "event name must match [A-Za-z0-9._-]{1,64} and not start with \"pushd.\""))
         }
-        guard let items = PercentDecoding.queryItems(head.query) else {
-            return fail(c, 400, "bad_query", "the query string has a malformed percent-escape", keepAlive)
-        }
-        var name: String?
-        for item in items where item.name == "event" {
-            guard EventName.isValid(item.value) else {
-                return fail(
-                    c, 400, "bad_event_name", "event name must match [A-Za-z0-9._-]{1,64} and not start with \"pushd.\"", keepAlive)
-            }
-            name = item.value
-        }
-        if body.count > config.http.maxEventBytes {
-            return fail(
-                c, 413, "event_too_large", "event data is \(body.count) bytes; limits.max_event_bytes is \(config.http.maxEventBytes)",
-                keepAlive)
+        if data.count > config.http.maxEventBytes {
+            return .failure(
+                Refusal(
+                    413, "event_too_large",
+                    at("data") + "event data is \(data.count) bytes; limits.max_event_bytes is \(config.http.maxEventBytes)"))
         }
         // SSE is a UTF-8 text protocol (WHATWG HTML §9.2.5).
-        guard String(validating: body, as: UTF8.self) != nil else {
-            return fail(c, 415, "data_not_utf8", "event data must be valid UTF-8", keepAlive)
+        guard String(validating: data, as: UTF8.self) != nil else {
+            return .failure(Refusal(415, "data_not_utf8", at("data") + "event data must be valid UTF-8"))
         }
-        let event = shared.broker.publish(
-            topic: topic, name: name, data: SharedBytes(body), fromLoop: index, nowMilliseconds: Clock.wallMilliseconds())
-        shared.stats.published()
-        let json = "{\"id\":\"\(event.id)\",\"topic\":\(JSON.quoted(topic))}\n"
+        return .success((topic, name, SharedBytes(data)))
+    }
+
+    /// The `Idempotency-Key` header (API.md "Publish"): 1–256 visible ASCII characters.
+    private func idempotencyKey(_ head: HTTPRequestHead) -> Result<String?, Refusal> {
+        let values = head.headers.values("Idempotency-Key")
+        guard let key = values.first else { return .success(nil) }
+        guard values.count == 1, !key.isEmpty, key.utf8.count <= 256, key.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            return .failure(Refusal(400, "bad_idempotency_key", "Idempotency-Key must be one value of 1-256 visible ASCII characters"))
+        }
+        return .success(key)
+    }
+
+    private func publish(_ c: Connection, head: HTTPRequestHead, rawTopic: Substring, body: [UInt8], keepAlive: Bool) {
+        let outcome = Result { () throws(Refusal) -> Broker.PublishOutcome in
+            guard let topic = PercentDecoding.decode(rawTopic) else {
+                throw Refusal(400, "bad_topic", "the topic has a malformed percent-escape")
+            }
+            if let problem = TopicName.problem(in: topic) { throw Refusal(400, "bad_topic", problem.message) }
+            if head.framing == .none {
+                throw Refusal(411, "length_required", "send the event data with Content-Length or chunked encoding")
+            }
+            guard let items = PercentDecoding.queryItems(head.query) else {
+                throw Refusal(400, "bad_query", "the query string has a malformed percent-escape")
+            }
+            let name = items.last(where: { $0.name == "event" })?.value
+            for item in items where item.name == "event" && !EventName.isValid(item.value) {
+                _ = try validatedEvent(topic: topic, name: item.value, data: []).get()
+            }
+            let event = try validatedEvent(topic: topic, name: name, data: body).get()
+            let key = try idempotencyKey(head).get()
+            return shared.broker.publish(
+                batch: [event], idempotencyKey: key, fromLoop: index, nowMilliseconds: Clock.wallMilliseconds())
+        }
+        switch outcome {
+        case .failure(let r):
+            fail(c, r.status, r.code, r.message, keepAlive)
+        case .success(.keyConflict):
+            fail(c, 409, "idempotency_key_reused", "this Idempotency-Key was already used for another topic", keepAlive)
+        case .success(.published(let events)):
+            shared.stats.published(events.count)
+            reply(c, HTTPResponse.json(Self.publishResult(events[0].id, events[0].topic), close: !keepAlive), close: !keepAlive)
+        case .success(.replayed(let results)):
+            reply(c, HTTPResponse.json(Self.publishResult(results[0].id, results[0].topic), close: !keepAlive), close: !keepAlive)
+        }
+    }
+
+    private static func publishResult(_ id: EventID, _ topic: String) -> String {
+        "{\"id\":\"\(id)\",\"topic\":\(JSON.quoted(topic))}\n"
+    }
+
+    /// `POST /publish`: `{"events":[{"topic":..,"event":..,"data":..}, …]}`, all or none, in order.
+    private func publishBatch(_ c: Connection, head: HTTPRequestHead, body: [UInt8], keepAlive: Bool) {
+        let outcome = Result { () throws(Refusal) -> Broker.PublishOutcome in
+            if head.framing == .none {
+                throw Refusal(411, "length_required", "send the batch with Content-Length or chunked encoding")
+            }
+            if body.count > config.http.maxBatchBytes {
+                throw Refusal(413, "batch_too_large", "batch is \(body.count) bytes; limits.max_batch_bytes is \(config.http.maxBatchBytes)")
+            }
+            let json: JSONValue
+            switch JSONValue.parse(body) {
+            case .success(let v): json = v
+            case .failure(let e): throw Refusal(400, "bad_json", e.description)
+            }
+            guard case .array(let entries)? = json["events"] else {
+                throw Refusal(400, "bad_batch", "the body must be an object with an \"events\" array")
+            }
+            guard !entries.isEmpty else { throw Refusal(400, "bad_batch", "events: the list is empty") }
+            guard entries.count <= 10_000 else { throw Refusal(413, "batch_too_large", "events: at most 10000 per batch") }
+            var batch: [(String, String?, SharedBytes)] = []
+            batch.reserveCapacity(entries.count)
+            for (i, entry) in entries.enumerated() {
+                let field = "events[\(i)]."
+                guard case .object = entry else { throw Refusal(400, "bad_event", "events[\(i)]: must be an object") }
+                guard let topic = entry["topic"]?.stringValue else {
+                    throw Refusal(400, "bad_event", field + "topic: must be a string")
+                }
+                guard let data = entry["data"]?.stringValue else {
+                    throw Refusal(400, "bad_event", field + "data: must be a string")
+                }
+                var name: String?
+                if let e = entry["event"] {
+                    if e == .null {
+                        name = nil
+                    } else if let n = e.stringValue {
+                        name = n
+                    } else {
+                        throw Refusal(400, "bad_event", field + "event: must be a string")
+                    }
+                }
+                batch.append(try validatedEvent(topic: topic, name: name, data: Array(data.utf8), field: field).get())
+            }
+            let key = try idempotencyKey(head).get()
+            return shared.broker.publish(
+                batch: batch, idempotencyKey: key, fromLoop: index, nowMilliseconds: Clock.wallMilliseconds())
+        }
+        let results: [(id: EventID, topic: String)]
+        switch outcome {
+        case .failure(let r): return fail(c, r.status, r.code, r.message, keepAlive)
+        case .success(.keyConflict):
+            return fail(c, 409, "idempotency_key_reused", "this Idempotency-Key was already used for other topics", keepAlive)
+        case .success(.published(let events)):
+            shared.stats.published(events.count)
+            results = events.map { ($0.id, $0.topic) }
+        case .success(.replayed(let r)):
+            results = r
+        }
+        var json = "{\"events\":["
+        for (i, r) in results.enumerated() {
+            if i > 0 { json += "," }
+            json += "{\"id\":\"\(r.id)\",\"topic\":\(JSON.quoted(r.topic))}"
+        }
+        json += "]}\n"
         reply(c, HTTPResponse.json(json, close: !keepAlive), close: !keepAlive)
     }
 
@@ -127,11 +244,15 @@ extension LoopWorker {
         guard let items = PercentDecoding.queryItems(head.query) else {
             return fail(c, 400, "bad_query", "the query string has a malformed percent-escape", head.keepAlive)
         }
+        // An empty cursor is no cursor: EventSource sends Last-Event-ID only when it has one
+        // (WHATWG HTML §9.2.4), and the query form follows the same rule.
         var lastEventID = head.headers["Last-Event-ID"]
         if let q = items.first(where: { $0.name == "last_event_id" }) { lastEventID = q.value }
+        if lastEventID?.isEmpty == true { lastEventID = nil }
 
         c.mode = .eventStream
         c.parser = nil
+        c.streamStarted = now
         c.out.enqueue(HTTPResponse.eventStreamHead(prelude: shared.ssePrelude))
         let subscription = fanout.subscribe(
             c.out, topics: topics, format: .sse, lastEventID: lastEventID, nowMilliseconds: Clock.wallMilliseconds())

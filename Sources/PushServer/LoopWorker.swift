@@ -201,7 +201,33 @@ final class LoopWorker: LoopHandler {
         loop.close(c.id)
     }
 
+    /// Ends an event stream cleanly: no further event is queued; what was already handed to the
+    /// kernel (whole events) is written, then the connection closes. The client reconnects with
+    /// Last-Event-ID and replays whatever it had not received.
+    func endStream(_ c: Connection) {
+        fanout.unsubscribe(c.out)
+        c.closeAfterFlush = true
+        if !c.out.isSending && !c.out.hasPendingBytes { close(c) }
+    }
+
     private func closeEvicted() {
+        for report in fanout.takeSlowReports() {
+            guard let c = connection(Connection.id(fromToken: report.queue.token)) else { continue }
+            let topics = report.topics.joined(separator: ",")
+            switch report.policy {
+            case .disconnect:
+                logger.notice(
+                    "slow subscriber disconnected: queue over \(config.subscriber.queueEvents) events or \(config.subscriber.queueBytes) bytes",
+                    metadata: ["peer": "\(c.peer)", "topic": "\(topics)"])
+            case .drop:
+                c.slowDrops += 1
+                // The first drop of a connection is a notice; repeats would flood the log.
+                logger.log(
+                    level: c.slowDrops == 1 ? .notice : .debug,
+                    "slow subscriber skipped \(report.skippedEvents) events",
+                    metadata: ["peer": "\(c.peer)", "topic": "\(topics)"])
+            }
+        }
         for queue in fanout.takeEvicted() {
             guard let c = connection(Connection.id(fromToken: queue.token)) else { continue }
             if c.mode == .webSocket {
@@ -209,8 +235,6 @@ final class LoopWorker: LoopHandler {
                 continue
             }
             c.evictedAt = now
-            logger.notice(
-                "slow subscriber \(c.peer) disconnected: queue over \(config.subscriber.queueEvents) events or \(config.subscriber.queueBytes) bytes")
             if !c.out.isSending { close(c) }
         }
     }
@@ -222,6 +246,7 @@ final class LoopWorker: LoopHandler {
         fanout.maintainAll()
         closeEvicted()
         let heartbeat = UInt64(config.sse.heartbeat * 1e9)
+        let maxStreamAge = UInt64(config.sse.maxStreamAge * 1e9)
         let headerTimeout = UInt64(config.http.headerTimeout * 1e9)
         let idleTimeout = UInt64(config.http.idleTimeout * 1e9)
         for case let c? in connections where !c.closing {
@@ -229,6 +254,8 @@ final class LoopWorker: LoopHandler {
             case .eventStream:
                 if c.evictedAt != 0 && now - c.evictedAt > 2_000_000_000 {
                     close(c)  // its last send never completed: the peer stopped reading
+                } else if maxStreamAge > 0, c.out.log != nil, now - c.streamStarted >= maxStreamAge {
+                    endStream(c)
                 } else if heartbeat > 0, c.out.isIdle, now - c.lastActivity >= heartbeat {
                     c.out.enqueue(ServerShared.heartbeatBytes)
                     startSend(c)
@@ -248,6 +275,11 @@ final class LoopWorker: LoopHandler {
                 }
             }
         }
-        if index == 0 { shared.broker.expire(nowMilliseconds: Clock.wallMilliseconds()) }
+        if index == 0 {
+            shared.broker.expire(nowMilliseconds: Clock.wallMilliseconds())
+            if let lease = shared.lease, let error = lease.extendIfNeeded(newest: shared.broker.lastID) {
+                logger.error("event-id lease not extended: \(error)")
+            }
+        }
     }
 }

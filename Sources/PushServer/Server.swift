@@ -14,12 +14,15 @@ public enum ServerError: Error, CustomStringConvertible {
     case loopStart(index: Int, reason: String)
     /// `pthread_create` failed with this error number.
     case threadStart(errno: Int32)
+    /// The state directory (event-id lease) is unusable.
+    case state(reason: String)
 
     public var description: String {
         switch self {
         case .listen(let a, let r): return "cannot listen on \(a): \(r)"
         case .loopStart(let i, let r): return "event loop \(i) failed to start: \(r)"
         case .threadStart(let e): return "cannot start a loop thread: errno \(e)"
+        case .state(let r): return "state_directory: \(r)"
         }
     }
 }
@@ -35,9 +38,13 @@ final class ServerShared: Sendable {
     private let draining = Atomic<Bool>(false)
     private let stop = Atomic<Bool>(false)
 
-    init(config: ServerConfiguration, broker: Broker) {
+    /// The event-id lease, when a state directory is configured.
+    let lease: EventIDLease?
+
+    init(config: ServerConfiguration, broker: Broker, lease: EventIDLease?) {
         self.config = config
         self.broker = broker
+        self.lease = lease
         self.ssePrelude = SSEEncoder.prelude(retryMilliseconds: config.sse.retryMilliseconds)
     }
 
@@ -76,18 +83,39 @@ public final class Server: Sendable {
         func withLock<R>(_ body: (inout StartupState) -> R) -> R { state.withLock { body(&$0) } }
     }
 
-    /// Prepares a server; nothing is opened until `start`.
-    public init(configuration: ServerConfiguration, logger: Logger) {
+    /// Prepares a server; nothing is opened until `start`. `environment` supplies
+    /// `STATE_DIRECTORY` when `state_directory` is empty. Throws `ServerError.state` when the
+    /// state directory's event-id lease cannot be read.
+    public init(configuration: ServerConfiguration, logger: Logger, environment: [String: String] = [:]) throws {
         self.logger = logger
         let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         self.workerCount = max(1, configuration.workers ?? max(1, online))
+        var stateDirectory = configuration.stateDirectory
+        if stateDirectory.isEmpty, let fromSystemd = environment["STATE_DIRECTORY"] {
+            stateDirectory = String(fromSystemd.split(separator: ":").first ?? "")
+        }
+        var lease: EventIDLease?
+        if !stateDirectory.isEmpty {
+            do {
+                lease = try EventIDLease(directory: stateDirectory)
+            } catch {
+                throw ServerError.state(reason: error.message)
+            }
+        }
         let r = configuration.replay
         let broker = Broker(
             loopCount: workerCount,
             replayLimits: ReplayRing.Limits(
                 events: r.events, bytes: r.maxBytes, maxAgeMilliseconds: UInt64(r.maxAge * 1000)),
+            idFloor: lease?.floor ?? .zero,
             nowMilliseconds: Clock.wallMilliseconds())
-        self.shared = ServerShared(config: configuration, broker: broker)
+        if let lease, let error = lease.extendIfNeeded(newest: broker.lastID) {
+            throw ServerError.state(reason: error)
+        }
+        self.shared = ServerShared(config: configuration, broker: broker, lease: lease)
+        if lease == nil {
+            logger.info("no state_directory: event ids follow the wall clock across restarts")
+        }
     }
 
     /// Number of loop threads.
@@ -254,7 +282,7 @@ public final class ServerStats: Sendable {
     func streamOpened() { _streams.add(1, ordering: .relaxed) }
     func request() { _requests.add(1, ordering: .relaxed) }
     func badRequest() { _badRequests.add(1, ordering: .relaxed) }
-    func published() { _published.add(1, ordering: .relaxed) }
+    func published(_ n: Int = 1) { _published.add(UInt64(n), ordering: .relaxed) }
     func bytesIn(_ n: Int) { _bytesIn.add(UInt64(n), ordering: .relaxed) }
     func bytesOut(_ n: Int) { _bytesOut.add(UInt64(n), ordering: .relaxed) }
     func replayed(_ n: Int) { _replayed.add(UInt64(n), ordering: .relaxed) }

@@ -17,6 +17,10 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var logLevel: String = "info"
     /// `shutdown_timeout`: seconds a SIGTERM drain may take before remaining connections are cut.
     public var shutdownTimeout: Double = 10
+    /// `state_directory`: where pushd keeps its small state (the event-id lease that keeps ids
+    /// increasing across restarts even when the clock steps back). Empty: `$STATE_DIRECTORY`
+    /// (set by systemd's `StateDirectory=`) when present, else no state is kept.
+    public var stateDirectory: String = ""
 
     /// `limits.*`: HTTP request limits (RFC 9112).
     public var http = HTTPLimits()
@@ -35,7 +39,7 @@ public struct ServerConfiguration: Sendable, Equatable {
 
     public static func == (a: ServerConfiguration, b: ServerConfiguration) -> Bool {
         a.listen == b.listen && a.eventLoop == b.eventLoop && a.workers == b.workers
-            && a.logLevel == b.logLevel && a.shutdownTimeout == b.shutdownTimeout && a.http == b.http
+            && a.logLevel == b.logLevel && a.shutdownTimeout == b.shutdownTimeout && a.stateDirectory == b.stateDirectory && a.http == b.http
             && a.sse == b.sse && a.subscriber == b.subscriber && a.replay == b.replay && a.loop == b.loop
             && a.websocket == b.websocket
     }
@@ -105,6 +109,9 @@ public struct SSESettings: Sendable, Equatable {
     public var heartbeat: Double = 15
     /// `sse.retry`: milliseconds sent as `retry:` on connect (the client's reconnection delay).
     public var retryMilliseconds: Int = 2000
+    /// `sse.max_stream_age`: seconds after which a stream is ended cleanly (the client reconnects
+    /// with Last-Event-ID); 0 means never.
+    public var maxStreamAge: Double = 0
     public init() {}
 }
 

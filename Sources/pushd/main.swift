@@ -67,8 +67,9 @@ struct Serve: ParsableCommand {
         Signals.blockForSigwait()
         raiseFileLimit(logger: logger)
 
-        let server = Server(configuration: config, logger: logger)
+        let server: Server
         do {
+            server = try Server(configuration: config, logger: logger, environment: env)
             try server.start()
         } catch {
             logger.critical("\(error)")

@@ -352,7 +352,7 @@ struct ErrorTests {
     func wrongShapes() {
         let found = check("sse: 5\nworkers:\n  count: 2\n")
         #expect(found.map(\.keyPath) == ["sse", "workers"])
-        #expect(found[0].reason == "must be a mapping of sse.heartbeat, sse.retry (got \"5\")")
+        #expect(found[0].reason == "must be a mapping of sse.heartbeat, sse.retry, sse.max_stream_age (got \"5\")")
         #expect(found[1].reason == "must be a value, not a mapping")
     }
 

@@ -1,3 +1,4 @@
+import DequeModule
 import Synchronization
 
 /// The node-wide publish/subscribe core shared by every loop (docs/ARCHITECTURE.md "Fan-out").
@@ -39,6 +40,11 @@ public final class Broker: Sendable {
             topics[topic] = nil
         }
 
+        /// Idempotency keys seen within the replay window: key → the publish they named.
+        var idempotency: [String: IdempotentPublish] = [:]
+        /// Keys in the order they were recorded, with their expiry (ms), for eviction.
+        var idempotencyOrder: Deque<(key: String, expires: UInt64)> = []
+
         func newTopic(limits: ReplayRing.Limits, loops: Int) -> TopicState {
             TopicState(ring: ReplayRing(limits: limits, evictedThrough: forgottenEvictedThrough), interest: Array(repeating: 0, count: loops))
         }
@@ -77,8 +83,53 @@ public final class Broker: Sendable {
     public func publish(
         batch: [(String, String?, SharedBytes)], fromLoop: Int?, nowMilliseconds: UInt64
     ) -> [EncodedEvent] {
+        guard case .published(let events) = publish(
+            batch: batch, idempotencyKey: nil, fromLoop: fromLoop, nowMilliseconds: nowMilliseconds)
+        else { return [] }
+        return events
+    }
+
+    /// What a publish with an `Idempotency-Key` did.
+    public enum PublishOutcome: Sendable {
+        /// The events were published now.
+        case published([EncodedEvent])
+        /// The key was seen before (within `idempotencyWindowMilliseconds`) for the same topics:
+        /// nothing was published; these are the ids and topics the first publish got.
+        case replayed([(id: EventID, topic: String)])
+        /// The key was seen before for other topics: nothing was published.
+        case keyConflict
+    }
+
+    /// A remembered publish, answered again when its `Idempotency-Key` is retried.
+    struct IdempotentPublish {
+        var results: [(id: EventID, topic: String)]
+    }
+
+    /// How long and how many `Idempotency-Key`s are remembered.
+    public var idempotencyWindowMilliseconds: UInt64 { replayLimits.maxAgeMilliseconds }
+    /// At most this many keys are remembered; the oldest are forgotten first.
+    public static let maxIdempotencyKeys = 100_000
+
+    /// Publishes `batch` (see `publish(batch:fromLoop:nowMilliseconds:)`) unless `idempotencyKey`
+    /// names a publish already made within the replay window (API.md "Publish"): then nothing is
+    /// published and the first publish's ids are returned. The check and the publish happen under
+    /// one lock, so two concurrent retries publish once.
+    public func publish(
+        batch: [(String, String?, SharedBytes)], idempotencyKey: String?, fromLoop: Int?, nowMilliseconds: UInt64
+    ) -> PublishOutcome {
         var wake = [Bool](repeating: false, count: inboxes.count)
-        let events: [EncodedEvent] = state.withLock { s in
+        let outcome: PublishOutcome = state.withLock { s in
+            if let key = idempotencyKey {
+                while let first = s.idempotencyOrder.first,
+                    first.expires <= nowMilliseconds || s.idempotencyOrder.count > Broker.maxIdempotencyKeys
+                {
+                    s.idempotencyOrder.removeFirst()
+                    s.idempotency[first.key] = nil
+                }
+                if let seen = s.idempotency[key] {
+                    return seen.results.map(\.topic) == batch.map(\.0) ? .replayed(seen.results) : .keyConflict
+                }
+            }
             var out: [EncodedEvent] = []
             out.reserveCapacity(batch.count)
             for (topic, name, data) in batch {
@@ -93,10 +144,14 @@ public final class Broker: Sendable {
                     if inboxes[loop].push(event) && loop != fromLoop { wake[loop] = true }
                 }
             }
-            return out
+            if let key = idempotencyKey {
+                s.idempotency[key] = IdempotentPublish(results: out.map { ($0.id, $0.topic) })
+                s.idempotencyOrder.append((key, nowMilliseconds &+ max(1, replayLimits.maxAgeMilliseconds)))
+            }
+            return .published(out)
         }
         for loop in 0..<wake.count where wake[loop] { inboxes[loop].wake() }
-        return events
+        return outcome
     }
 
     /// What a new subscription starts with.

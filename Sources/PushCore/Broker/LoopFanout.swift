@@ -20,6 +20,22 @@ public final class LoopFanout {
     /// Subscribers the `disconnect` policy detached since the last `takeEvicted()`.
     private var evicted: [OutboundQueue] = []
 
+    /// One firing of the slow-subscriber policy, for the server to log.
+    public struct SlowReport {
+        /// The subscriber.
+        public var queue: OutboundQueue
+        /// Its topics.
+        public var topics: [String]
+        /// What happened: `disconnect`, or `drop` with `skippedEvents`.
+        public var policy: SlowPolicy
+        public var skippedEvents: UInt64
+    }
+    private var slowReports: [SlowReport] = []
+
+    /// Slow-policy firings per topic and reason since start: `disconnects` counts subscribers
+    /// disconnected, `droppedEvents` counts events skipped under `drop`.
+    public private(set) var slowByTopic: [String: (disconnects: UInt64, droppedEvents: UInt64)] = [:]
+
     /// Counters (this loop only).
     public private(set) var eventsFannedOut: UInt64 = 0
     public private(set) var slowDisconnects: UInt64 = 0
@@ -137,10 +153,15 @@ public final class LoopFanout {
             switch slowPolicy {
             case .disconnect:
                 slowDisconnects &+= 1
+                for t in log.key.topics { slowByTopic[t, default: (0, 0)].disconnects &+= 1 }
+                slowReports.append(SlowReport(queue: s, topics: log.key.topics, policy: .disconnect, skippedEvents: 0))
                 evicted.append(s)
                 detach(s, from: log)
             case .drop:
-                slowDrops &+= s.skipToHead()
+                let skipped = s.skipToHead()
+                slowDrops &+= skipped
+                for t in log.key.topics { slowByTopic[t, default: (0, 0)].droppedEvents &+= skipped }
+                slowReports.append(SlowReport(queue: s, topics: log.key.topics, policy: .drop, skippedEvents: skipped))
             }
         }
     }
@@ -156,6 +177,13 @@ public final class LoopFanout {
         if evicted.isEmpty { return [] }
         defer { evicted.removeAll() }
         return evicted
+    }
+
+    /// Policy firings since the last call (for logging with topic and peer address).
+    public func takeSlowReports() -> [SlowReport] {
+        if slowReports.isEmpty { return [] }
+        defer { slowReports.removeAll() }
+        return slowReports
     }
 
     /// Calls `body` for every attached subscriber (heartbeats, drain).
