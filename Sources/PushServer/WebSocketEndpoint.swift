@@ -92,6 +92,7 @@ extension LoopWorker {
         }
         var lastEventID = head.headers["Last-Event-ID"]
         if let q = items.first(where: { $0.name == "last_event_id" }) { lastEventID = q.value }
+        if lastEventID?.isEmpty == true { lastEventID = nil }  // empty means no cursor (API.md)
 
         var response = "HTTP/1.1 101 Switching Protocols\r\n"
         for (name, value) in agreed.headers { response += "\(name): \(value)\r\n" }
@@ -223,7 +224,8 @@ extension LoopWorker {
             wsSendText(c, WebSocketMessages.error(code: code, message: message, ref: ref))
         }
         switch command {
-        case .subscribe(let topic, let lastEventID, _):
+        case .subscribe(let topic, let cursor, _):
+            let lastEventID = cursor?.isEmpty == true ? nil : cursor
             if let problem = TopicName.problem(in: topic) { return refuse("bad_topic", problem.message) }
             if s.topics.contains(topic) { return wsSendText(c, WebSocketMessages.ack(ref: ref)) }
             guard s.topics.count < config.http.maxTopicsPerConnection else {

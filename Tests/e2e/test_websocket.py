@@ -231,7 +231,6 @@ def test_slow_ws_subscriber_gets_close_1008(pushd):
     import threading
     from ws_util import RawWS
     ws = RawWS(pushd.port, "/topics/slow")
-    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     result = {}
 
     def reader():
@@ -246,12 +245,19 @@ def test_slow_ws_subscriber_gets_close_1008(pushd):
                 result["reason"] = f[1][2:].decode()
                 return
 
-    # One burst of pipelined publishes: the subscriber falls behind by far more than its queue
-    # limits within one loop iteration, however fast it reads.
+    # One burst of pipelined 8 KiB publishes (16 MB): the subscriber falls behind its 64 KiB queue
+    # limit however fast it reads, yet drains the kernel's buffers well within the 2 s the Close
+    # frame is given.
     from e2e_util import request_bytes
     pub = socket.create_connection(("127.0.0.1", pushd.port))
-    burst = b"".join(request_bytes("POST", "/topics/slow", b"y" * 200) for _ in range(2000))
-    drain = threading.Thread(target=lambda: [None for _ in iter(lambda: pub.recv(65536), b"")], daemon=True)
+    burst = b"".join(request_bytes("POST", "/topics/slow", b"y" * 8192) for _ in range(2000))
+    def drain_responses():
+        try:
+            while pub.recv(65536):
+                pass
+        except OSError:
+            pass
+    drain = threading.Thread(target=drain_responses, daemon=True)
     drain.start()
     pub.sendall(burst)
     t = threading.Thread(target=reader)
