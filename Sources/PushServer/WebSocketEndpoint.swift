@@ -269,11 +269,17 @@ extension LoopWorker {
         if !startSend(c), c.out.isIdle { close(c) }
     }
 
-    /// Once a second: the 2 s Close deadline, server Pings and the Pong timeout.
+    /// Once a second: the 2 s Close deadline, Close 1001 while draining, server Pings and the
+    /// Pong timeout.
     func webSocketTick(_ c: Connection) {
         guard let s = c.ws else { return }
         if s.closeSent {
             if now - s.closeSentAt > 2_000_000_000 { close(c) }
+            return
+        }
+        if shared.isDraining {
+            // Going away (RFC 6455 §7.4.1): the client reconnects, elsewhere or later, with its cursor.
+            wsClose(c, .goingAway, "pushd is shutting down; reconnect with last_event_id")
             return
         }
         let ws = config.websocket
