@@ -186,6 +186,12 @@ extension LoopWorker {
             case .error(let code, let reason):
                 wsClose(c, code, reason)
             }
+            if c.out.queuedSegmentBytes > max(4 << 20, 2 * config.websocket.maxMessageBytes) {
+                // Pings, commands or echoes faster than the client reads the answers.
+                logger.notice("closing WebSocket \(c.peer): over \(c.out.queuedSegmentBytes) bytes of unread replies")
+                close(c)
+                return
+            }
         }
         startSend(c)
     }

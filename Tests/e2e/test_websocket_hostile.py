@@ -99,3 +99,22 @@ def test_handshake_refusals_are_json(pushd):
     assert r.startswith("HTTP/1.1 400"), r
     r = ask({}, path="/ws/echo")  # off by default
     assert r.startswith("HTTP/1.1 404"), r
+
+
+@pytest.mark.pushd(env=ECHO)
+def test_ping_flood_without_reading_is_cut(pushd):
+    """Pongs queue as private segments; a client that pings and never reads is cut, not buffered."""
+    import socket
+    rss_before = pushd.rss_kb()
+    ws = RawWS(pushd.port)
+    ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    ping = frame(0x9, b"x" * 125) * 1000
+    cut = False
+    try:
+        for _ in range(2000):  # ~260 MB of pings
+            ws.sock.sendall(ping)
+    except (BrokenPipeError, ConnectionResetError):
+        cut = True
+    assert cut
+    assert pushd.rss_kb() - rss_before < 64 * 1024
+    assert httpx.get(pushd.url("/healthz")).status_code == 200
