@@ -183,6 +183,7 @@ enum ConfigKeys {
             config.stateDirectory = path
             return true
         },
+        .choice("log.access", ["true", "false"]) { config, word in config.accessLog = word == "true" },
 
         .size("limits.max_request_line_bytes", 256...(1 << 20)) { $0.http.maxRequestLineBytes = $1 },
         .size("limits.max_header_bytes", 1024...(1 << 20)) { $0.http.maxHeaderBytes = $1 },

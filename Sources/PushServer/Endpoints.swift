@@ -47,6 +47,8 @@ extension LoopWorker {
             reply(
                 c, HTTPResponse.make(status: ok ? 200 : 503, contentType: "text/plain; charset=utf-8", body: body, close: !keepAlive),
                 close: !keepAlive)
+        } else if path == "/metrics" {
+            serveMetrics(c, head: head, keepAlive: keepAlive)  // Metrics.swift
         } else {
             fail(c, 404, "not_found", "no endpoint at \(head.path); see /topics/{topic}, /subscribe, /healthz", keepAlive)
         }

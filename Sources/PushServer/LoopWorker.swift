@@ -10,11 +10,27 @@ final class LoopWorker: LoopHandler {
     let shared: ServerShared
     let fanout: LoopFanout
     let logger: Logger
-    let parserLimits: HTTPParserLimits
-    let config: ServerConfiguration
+    /// Limits for new connections' parsers (replaced by a reload).
+    var parserLimits: HTTPParserLimits
+    /// The configuration this loop runs with (replaced by a reload, see Reload.swift).
+    var config: ServerConfiguration
+    /// Generation of `config` (`LiveConfiguration.generation`).
+    var configGeneration: UInt64 = 0
+    /// This loop's heartbeat, lag and counters (Metrics.swift).
+    let loopMetrics: LoopMetrics
+    /// Events handed to the kernel for this loop's subscribers (published to `loopMetrics` per tick).
+    var deliveredEvents: UInt64 = 0
+    /// `drainStep` ran once (listeners stopped).
+    var drainStarted = false
+    /// Test-only stall deadline (Stall.swift), monotonic ns; 0 when off.
+    var stallAt: UInt64 = 0
+    /// The request `handleRequestLogged` is handling, until its status is logged.
+    var accessPending: HTTPRequestHead?
+    /// Monotonic ns of the previous tick (loop lag).
+    var lastTick: UInt64 = 0
 
     /// Connections by slot.
-    private var connections: [Connection?] = []
+    private(set) var connections: [Connection?] = []
     private(set) var now: UInt64
     private var lastSecondTick: UInt64 = 0
 
@@ -22,9 +38,13 @@ final class LoopWorker: LoopHandler {
         self.index = index
         self.loop = loop
         self.shared = shared
-        self.config = shared.config
+        let snapshot = shared.live.current
+        self.config = snapshot.config
+        self.configGeneration = snapshot.generation
+        self.loopMetrics = shared.loopMetrics[index]
         self.logger = logger
         self.now = Clock.monotonicNanoseconds()
+        self.stallAt = TestStall.deadline(loop: index, now: now)
         self.fanout = LoopFanout(
             loopIndex: index, broker: shared.broker,
             limits: QueueLimits(events: shared.config.subscriber.queueEvents, bytes: shared.config.subscriber.queueBytes),
@@ -92,7 +112,7 @@ final class LoopWorker: LoopHandler {
                     c.head = nil
                     let body = c.body
                     c.body = []
-                    handleRequest(c, head: head, body: body)
+                    handleRequestLogged(c, head: head, body: body)  // AccessLog.swift
                 }
             case .error(let e):
                 shared.stats.badRequest()
@@ -151,15 +171,17 @@ final class LoopWorker: LoopHandler {
     }
 
     func woken() {
-        if shared.stopRequested { loop.stop() }
+        if shared.stopRequested { loop.stop() } else if shared.isDraining { drainStep() }
     }
 
     func tick(now: UInt64) {
+        serviceTick(now: now)  // heartbeat, lag, metrics, reload (Metrics.swift, Reload.swift)
         self.now = now
         if shared.stopRequested {
             loop.stop()
             return
         }
+        if shared.isDraining { drainStep() }
         guard now - lastSecondTick >= 1_000_000_000 else { return }
         lastSecondTick = now
         secondTick()
@@ -179,7 +201,9 @@ final class LoopWorker: LoopHandler {
     /// Starts the connection's next send if none is in flight. Returns whether one started.
     @discardableResult
     func startSend(_ c: Connection) -> Bool {
+        let deliveredBefore = c.out.deliveredEvents
         guard !c.closing, let bytes = c.out.nextSend() else { return false }
+        deliveredEvents &+= c.out.deliveredEvents &- deliveredBefore  // /metrics
         c.lastActivity = now
         loop.send(c.id, bytes)
         return true
@@ -187,6 +211,7 @@ final class LoopWorker: LoopHandler {
 
     /// Queues a complete response; a `close` response ends the connection once written.
     func reply(_ c: Connection, _ response: SharedBytes, close: Bool = false) {
+        if accessPending != nil { noteResponse(c, response) }
         c.out.enqueue(response)
         if close { c.closeAfterFlush = true }
         if !startSend(c), c.closeAfterFlush, c.out.isIdle { self.close(c) }
@@ -245,6 +270,7 @@ final class LoopWorker: LoopHandler {
     private func secondTick() {
         fanout.maintainAll()
         closeEvicted()
+        loopMetrics.queuedBytes.store(fanout.retainedBytes, ordering: .relaxed)
         let heartbeat = UInt64(config.sse.heartbeat * 1e9)
         let maxStreamAge = UInt64(config.sse.maxStreamAge * 1e9)
         let headerTimeout = UInt64(config.http.headerTimeout * 1e9)

@@ -29,10 +29,18 @@ public enum ServerError: Error, CustomStringConvertible {
 
 /// State shared by every loop thread: read-only configuration, the Broker, counters and flags.
 final class ServerShared: Sendable {
-    let config: ServerConfiguration
+    /// The configuration in force (swapped by `Server.reload`; loops pick it up on their next tick).
+    var config: ServerConfiguration { live.current.config }
+    /// The SSE prelude (`retry:`) of the configuration in force.
+    var ssePrelude: [UInt8] { live.current.ssePrelude }
+    /// The reloadable configuration (Reload.swift).
+    let live: LiveConfiguration
     let broker: Broker
     let stats = ServerStats()
-    let ssePrelude: [UInt8]
+    /// One per loop: heartbeat, lag and hot-path counters (Metrics.swift).
+    let loopMetrics: [LoopMetrics]
+    /// Prometheus registry and the swift-metrics handles exported at `/metrics`.
+    let metrics: MetricsExporter
     static let heartbeatBytes = SharedBytes(SSEEncoder.heartbeat)
     private let serving = Atomic<Bool>(false)
     private let draining = Atomic<Bool>(false)
@@ -41,11 +49,12 @@ final class ServerShared: Sendable {
     /// The event-id lease, when a state directory is configured.
     let lease: EventIDLease?
 
-    init(config: ServerConfiguration, broker: Broker, lease: EventIDLease?) {
-        self.config = config
+    init(config: ServerConfiguration, broker: Broker, lease: EventIDLease?, loopCount: Int) {
+        self.live = LiveConfiguration(config)
         self.broker = broker
         self.lease = lease
-        self.ssePrelude = SSEEncoder.prelude(retryMilliseconds: config.sse.retryMilliseconds)
+        self.loopMetrics = (0..<loopCount).map { _ in LoopMetrics() }
+        self.metrics = MetricsExporter()
     }
 
     var isServing: Bool { serving.load(ordering: .acquiring) && !draining.load(ordering: .acquiring) }
@@ -63,7 +72,7 @@ final class ServerShared: Sendable {
 public final class Server: Sendable {
     /// Counters, readable from any thread.
     public var stats: ServerStats { shared.stats }
-    private let shared: ServerShared
+    let shared: ServerShared
     private let logger: Logger
     private let workerCount: Int
     private let startup = StartupTracker()
@@ -83,10 +92,20 @@ public final class Server: Sendable {
         func withLock<R>(_ body: (inout StartupState) -> R) -> R { state.withLock { body(&$0) } }
     }
 
+    /// Listening sockets passed by the service manager (socket activation); empty when none.
+    private let inheritedListeners: [Int32]
+
     /// Prepares a server; nothing is opened until `start`. `environment` supplies
     /// `STATE_DIRECTORY` when `state_directory` is empty. Throws `ServerError.state` when the
     /// state directory's event-id lease cannot be read.
-    public init(configuration: ServerConfiguration, logger: Logger, environment: [String: String] = [:]) throws {
+    /// - Parameter inheritedListeners: listening TCP sockets passed by systemd (`sd_listen_fds`).
+    ///   When not empty they replace `configuration.listen`, and every loop accepts on all of them
+    ///   (shared sockets, not one `SO_REUSEPORT` socket per loop).
+    public init(
+        configuration: ServerConfiguration, logger: Logger, environment: [String: String] = [:],
+        inheritedListeners: [Int32] = []
+    ) throws {
+        self.inheritedListeners = inheritedListeners
         self.logger = logger
         let online = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         self.workerCount = max(1, configuration.workers ?? max(1, online))
@@ -112,7 +131,7 @@ public final class Server: Sendable {
         if let lease, let error = lease.extendIfNeeded(newest: broker.lastID) {
             throw ServerError.state(reason: error)
         }
-        self.shared = ServerShared(config: configuration, broker: broker, lease: lease)
+        self.shared = ServerShared(config: configuration, broker: broker, lease: lease, loopCount: workerCount)
         if lease == nil {
             logger.info("no state_directory: event ids follow the wall clock across restarts")
         }
@@ -132,8 +151,16 @@ public final class Server: Sendable {
         // Open one SO_REUSEPORT listener per loop per address; port 0 resolves on the first.
         var perLoop = Array(repeating: [Int32](), count: workerCount)
         var ports: [UInt16] = []
+        if !inheritedListeners.isEmpty {
+            for fd in inheritedListeners {
+                let flags = fcntl(fd, F_GETFL)
+                if flags >= 0 { _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK) }
+                ports.append(ListeningSocket.localPort(of: fd) ?? 0)
+            }
+            perLoop = Array(repeating: inheritedListeners, count: workerCount)
+        }
         do {
-            for address in config.listen {
+            for address in config.listen where inheritedListeners.isEmpty {
                 var port = address.port
                 for i in 0..<workerCount {
                     let fd = try ListeningSocket.open(host: address.host, port: port)
@@ -178,7 +205,7 @@ public final class Server: Sendable {
         logger.info(
             "pushd serving",
             metadata: [
-                "listen": "\(zip(config.listen, ports).map { "\($0.host):\($1)" }.joined(separator: ","))",
+                "listen": "\(inheritedListeners.isEmpty ? zip(config.listen, ports).map { "\($0.host):\($1)" }.joined(separator: ",") : "socket activation: fds \(inheritedListeners.map(String.init).joined(separator: ",")) ports \(ports.map(String.init).joined(separator: ","))")",
                 "workers": "\(workerCount)",
                 "event_loop": "\(Set(kinds.map(\.rawValue)).sorted().joined(separator: ","))",
             ])
@@ -234,7 +261,7 @@ public final class Server: Sendable {
             if stopped >= spawned { break }
             usleep(5000)
         }
-        for fds in listenerFDs.withLock({ $0 }) { for fd in fds { Glibc.close(fd) } }
+        for fd in Set(listenerFDs.withLock({ $0 }).joined()) { Glibc.close(fd) }
         listenerFDs.withLock { $0 = [] }
     }
 }
@@ -251,6 +278,7 @@ public final class ServerStats: Sendable {
     private let _bytesOut = Atomic<UInt64>(0)
     private let _replayed = Atomic<UInt64>(0)
     private let _gaps = Atomic<UInt64>(0)
+    private let _webSockets = Atomic<Int>(0)
 
     /// Open connections.
     public var connections: Int { _connections.load(ordering: .relaxed) }
@@ -270,6 +298,8 @@ public final class ServerStats: Sendable {
     /// Events replayed to reconnecting subscribers; gap signals sent.
     public var replayedEvents: UInt64 { _replayed.load(ordering: .relaxed) }
     public var gapSignals: UInt64 { _gaps.load(ordering: .relaxed) }
+    /// Open WebSocket connections (the WebSocket transport calls `webSocketOpened`/`Closed`).
+    public var webSocketConnections: Int { _webSockets.load(ordering: .relaxed) }
 
     func connectionOpened() {
         _connections.add(1, ordering: .relaxed)
@@ -287,4 +317,6 @@ public final class ServerStats: Sendable {
     func bytesOut(_ n: Int) { _bytesOut.add(UInt64(n), ordering: .relaxed) }
     func replayed(_ n: Int) { _replayed.add(UInt64(n), ordering: .relaxed) }
     func replayGap() { _gaps.add(1, ordering: .relaxed) }
+    func webSocketOpened() { _webSockets.add(1, ordering: .relaxed) }
+    func webSocketClosed() { _webSockets.subtract(1, ordering: .relaxed) }
 }

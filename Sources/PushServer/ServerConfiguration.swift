@@ -17,6 +17,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var logLevel: String = "info"
     /// `shutdown_timeout`: seconds a SIGTERM drain may take before remaining connections are cut.
     public var shutdownTimeout: Double = 10
+    /// `log.access`: log one line per HTTP request (method, target, status, peer) at `info`.
+    public var accessLog: Bool = false
     /// `state_directory`: where pushd keeps its small state (the event-id lease that keeps ids
     /// increasing across restarts even when the clock steps back). Empty: `$STATE_DIRECTORY`
     /// (set by systemd's `StateDirectory=`) when present, else no state is kept.
@@ -39,7 +41,8 @@ public struct ServerConfiguration: Sendable, Equatable {
 
     public static func == (a: ServerConfiguration, b: ServerConfiguration) -> Bool {
         a.listen == b.listen && a.eventLoop == b.eventLoop && a.workers == b.workers
-            && a.logLevel == b.logLevel && a.shutdownTimeout == b.shutdownTimeout && a.stateDirectory == b.stateDirectory && a.http == b.http
+            && a.logLevel == b.logLevel && a.shutdownTimeout == b.shutdownTimeout && a.accessLog == b.accessLog
+            && a.stateDirectory == b.stateDirectory && a.http == b.http
             && a.sse == b.sse && a.subscriber == b.subscriber && a.replay == b.replay && a.loop == b.loop
             && a.websocket == b.websocket
     }

@@ -44,48 +44,87 @@ struct Serve: ParsableCommand {
 
     @OptionGroup var options: ServeOptions
 
+    private var cli: CLIOverrides {
+        CLIOverrides(
+            configFile: options.config, listen: options.listen, eventLoop: options.eventLoop,
+            workers: options.workers, logLevel: options.logLevel)
+    }
+
     func run() throws {
         let env = Environment.current()
         let config: ServerConfiguration
         do {
-            config = try ConfigLoader.load(
-                cli: CLIOverrides(
-                    configFile: options.config, listen: options.listen, eventLoop: options.eventLoop,
-                    workers: options.workers, logLevel: options.logLevel),
-                environment: env)
+            config = try ConfigLoader.load(cli: cli, environment: env)
         } catch {
             printError("pushd: invalid configuration:\n\(error)")
             throw ExitCode(78)  // EX_CONFIG
         }
-        let logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = logLevel
-            return handler
-        }
+        LogLevelControl.set(Logger.Level(rawValue: config.logLevel) ?? .info)
+        let format = PushdLogHandler.detectFormat()
+        LoggingSystem.bootstrap { label in PushdLogHandler(label: label, format: format) }
         let logger = Logger(label: "pushd")
         Signals.blockForSigwait()
         raiseFileLimit(logger: logger)
 
+        let inherited = Systemd.listenFDs(logger: logger)
+        if !inherited.isEmpty {
+            logger.info("socket activation: accepting on \(inherited.count) passed socket(s); `listen` is ignored")
+        }
         let server: Server
         do {
-            server = try Server(configuration: config, logger: logger, environment: env)
+            server = try Server(configuration: config, logger: logger, environment: env, inheritedListeners: inherited)
             try server.start()
         } catch {
             logger.critical("\(error)")
             throw ExitCode(1)
         }
-        _ = sd_notify(0, "READY=1\nSTATUS=serving\nMAINPID=\(getpid())")
+        // Every loop accepts now (Server.start returns only then).
+        Systemd.notify("READY=1\nSTATUS=\(server.statusLine)\nMAINPID=\(getpid())")
+        let notifier = ServiceNotifier(server: server, logger: logger)
+        notifier.start()
         while true {
             let signal = Signals.wait()
-            if signal == SIGTERM || signal == SIGINT {
-                logger.info("shutting down", metadata: ["signal": "\(signal)"])
-                _ = sd_notify(0, "STOPPING=1")
+            if signal == SIGHUP {
+                reload(server, logger: logger)
+            } else if signal == SIGTERM || signal == SIGINT {
+                let timeout = server.configuration.shutdownTimeout
+                logger.info(
+                    "draining", metadata: ["signal": "\(signal)", "connections": "\(server.openConnections)", "timeout": "\(timeout)s"])
+                Systemd.notify("STOPPING=1\nSTATUS=draining \(server.openConnections) connections")
+                let t0 = Systemd.monotonicMicroseconds()
+                let clean = server.drain(timeout: timeout)
+                let took = Double(Systemd.monotonicMicroseconds() - t0) / 1e6
+                if clean {
+                    logger.info("drained in \(took) s")
+                } else {
+                    logger.warning("shutdown_timeout (\(timeout) s) reached: cutting \(server.openConnections) connection(s)")
+                }
                 server.stop()
                 server.waitUntilStopped()
+                notifier.stop()
                 return
             }
         }
+    }
+
+    /// SIGHUP: reload the configuration from the same file, environment and flags. An invalid
+    /// configuration keeps the running one and logs every problem.
+    private func reload(_ server: Server, logger: Logger) {
+        Systemd.notify("RELOADING=1\nMONOTONIC_USEC=\(Systemd.monotonicMicroseconds())\nSTATUS=reloading configuration")
+        do {
+            let new = try ConfigLoader.load(cli: cli, environment: Environment.current())
+            let needRestart = server.reload(new)
+            LogLevelControl.set(Logger.Level(rawValue: new.logLevel) ?? .info)
+            for key in needRestart {
+                logger.warning("configuration reload: a new value of \(key) takes effect only after a restart")
+            }
+            logger.info("configuration reloaded")
+        } catch {
+            for issue in error.issues {
+                logger.error("configuration reload refused, keeping the running configuration: \(issue)")
+            }
+        }
+        Systemd.notify("READY=1\nSTATUS=\(server.statusLine)")
     }
 
     private func raiseFileLimit(logger: Logger) {
@@ -95,7 +134,8 @@ struct Serve: ParsableCommand {
             limit.rlim_cur = limit.rlim_max
             _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         }
-        logger.info("file descriptor limit \(limit.rlim_cur): at most ~\(limit.rlim_cur - 64) connections")
+        logger.info(
+            "file descriptor limit raised to the hard limit \(limit.rlim_max): at most ~\(limit.rlim_cur - 64) connections")
     }
 }
 

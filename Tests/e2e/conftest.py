@@ -133,6 +133,7 @@ class Pushd:
                            f"argv: {self.argv}\n--- pushd output ---\n{self.log()}")
 
     def stop(self) -> None:
+        self.stopped_by_test = True  # a deliberate stop (e.g. a restart test) is not a crash
         if self.proc.poll() is None:
             t0 = time.monotonic()
             self.proc.send_signal(signal.SIGTERM)
@@ -159,7 +160,9 @@ def pushd_factory(backend, tmp_path, request):
     """`start(env=None, args=None) -> Pushd`: start a daemon on a fresh port and wait for /healthz."""
     started: list[Pushd] = []
 
-    def start(env: dict[str, str] | None = None, args: list[str] | None = None) -> Pushd:
+    def start(env: dict[str, str] | None = None, args: list[str] | None = None,
+              port: int | None = None) -> Pushd:
+        """`port`: listen on this port instead of a fresh one (a restart on the same address)."""
         binary = pushd_binary()
         key = (binary, backend, tuple(sorted((env or {}).items())), tuple(args or ()))
         if key in _STARTUP_FAILURES:  # do not wait 20 s again for every test
@@ -168,8 +171,9 @@ def pushd_factory(backend, tmp_path, request):
         child_env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHD_")}
         child_env.update(env or {})
         last_err = ""
+        fixed_port = port
         for attempt in range(3):  # the free port can be stolen between probe and bind
-            port = free_port()
+            port = fixed_port or free_port()
             argv = [binary, "serve", "--listen", f"127.0.0.1:{port}", *BACKENDS[backend],
                     *(args or [])]
             if os.environ.get("PUSHD_E2E_LOG_LEVEL"):
@@ -191,7 +195,7 @@ def pushd_factory(backend, tmp_path, request):
 
     yield start
 
-    crashed = [d for d in started if not d.alive()]
+    crashed = [d for d in started if not d.alive() and not getattr(d, "stopped_by_test", False)]
     failed = getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed
     for d in started:
         d.stop()

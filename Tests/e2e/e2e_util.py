@@ -502,3 +502,88 @@ def free_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+# ---------------------------------------------------------------------------------------------
+# Replay / delivery-contract helpers (issue #3)
+
+GAP_EVENT = "pushd.gap"
+
+
+def http_request(port: int, method: str, path: str, body: bytes | None = None,
+                 headers: dict[str, str] | None = None, timeout: float = 10.0) -> Response:
+    """One request on a fresh raw connection; returns the parsed response."""
+    with SyncConn(port, timeout=timeout) as c:
+        c.send(request_bytes(method, path, body, headers))
+        return c.read_response()
+
+
+def publish_sync(port: int, topic: str, data: bytes | str, event: str | None = None,
+                 headers: dict[str, str] | None = None) -> str:
+    """POST /topics/{topic}; asserts 200 and returns the event id."""
+    if isinstance(data, str):
+        data = data.encode()
+    path = f"/topics/{topic}" + (f"?event={event}" if event else "")
+    r = http_request(port, "POST", path, data, headers)
+    assert r.status == 200, f"publish {topic} -> {r.status}: {r.body[:200]!r}"
+    doc = r.json()
+    assert ID_RE.match(doc.get("id", "")), doc
+    return doc["id"]
+
+
+def gap_info(ev: SSEEvent) -> dict:
+    """The JSON of a `pushd.gap` event, checked for shape."""
+    assert ev.event == GAP_EVENT, ev
+    doc = json.loads(ev.data)
+    assert set(doc) == {"last_event_id", "oldest_retained"}, doc
+    assert isinstance(doc["last_event_id"], str) and isinstance(doc["oldest_retained"], str), doc
+    assert doc["oldest_retained"] == "" or ID_RE.match(doc["oldest_retained"]), doc
+    return doc
+
+
+async def subscribe_until_marker(port: int, path: str, marker_topic: str,
+                                 headers: dict[str, str] | None = None,
+                                 timeout: float = 10.0) -> list[SSEEvent]:
+    """Subscribe, then publish a marker event to `marker_topic` and return every event that
+    arrived before the marker (the gap signal and the replay — nothing is left to timing)."""
+    sse = await AsyncSSE.open(port, path, headers=headers)
+    try:
+        marker = f"marker-{time.monotonic_ns()}"
+        mid = await asyncio.get_running_loop().run_in_executor(
+            None, lambda: publish_sync(port, marker_topic, marker))
+        await sse.wait_for(lambda s: any(e.id == mid for e in s.events), timeout, "the marker")
+        evs = list(sse.events)
+        i = next(k for k, e in enumerate(evs) if e.id == mid)
+        assert evs[i].data == marker
+        return evs[:i]
+    finally:
+        await sse.close()
+
+
+def sse_block_problems(raw: bytes) -> list[str]:
+    """Check an SSE body is made of whole, well-formed pushd events: every block ends with a blank
+    line, every line is a known field or a comment, and every event block has an id and data."""
+    problems: list[str] = []
+    text = raw.replace(b"\r\n", b"\n")
+    blocks = text.split(b"\n\n")
+    tail = blocks.pop()  # after the last blank line: must be empty (no torn event)
+    if tail:
+        problems.append(f"torn trailing block {tail[:80]!r}")
+    for b in blocks:
+        lines = b.split(b"\n")
+        fields = {}
+        for line in lines:
+            if not line or line.startswith(b":"):
+                continue
+            name, sep, _ = line.partition(b":")
+            if not sep or name not in (b"id", b"data", b"event", b"retry"):
+                problems.append(f"bad line {line[:80]!r}")
+                break
+            fields[name] = fields.get(name, 0) + 1
+        if fields.get(b"id", 0) > 1 or fields.get(b"event", 0) > 1:
+            problems.append(f"repeated field in block {b[:120]!r}")
+        if b"id" in fields and b"data" not in fields:
+            problems.append(f"event block without data {b[:120]!r}")
+        if len(problems) > 5:
+            break
+    return problems

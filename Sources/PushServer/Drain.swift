@@ -1,0 +1,67 @@
+// SIGTERM: graceful drain (docs/OPERATIONS.md "Stopping").
+//
+// `Server.drain` flags the server as draining and wakes every loop. Each loop then, on every wake
+// and tick until it is empty: stops accepting, closes idle HTTP connections (a request in progress
+// is answered first, with `Connection: close`), and ends each stream once everything queued for it
+// was written — an SSE stream ends with a FIN after its last complete event, which EventSource
+// clients treat as "reconnect". `/healthz` answers 503 meanwhile.
+#if canImport(Glibc)
+import Glibc
+#endif
+import PushCore
+
+extension Server {
+    /// Drains the server: stops accepting, lets every subscriber's queue flush, closes every
+    /// connection cleanly. Returns when every loop is empty (`true`) or after `timeout` seconds
+    /// (`false`: the caller then calls `stop()`, which cuts what is left). Call from one thread.
+    @discardableResult
+    public func drain(timeout: Double) -> Bool {
+        shared.setDraining()
+        for inbox in shared.broker.inboxes { inbox.wake() }
+        let deadline = Clock.monotonicNanoseconds() + UInt64(max(0, timeout) * 1e9)
+        while true {
+            if shared.loopMetrics.allSatisfy({ $0.drained.load(ordering: .acquiring) }) { return true }
+            if Clock.monotonicNanoseconds() >= deadline { return false }
+            usleep(10_000)
+        }
+    }
+
+    /// Connections still open (all loops).
+    public var openConnections: Int { shared.stats.connections }
+}
+
+extension LoopWorker {
+    /// One drain step (on each wake and tick while the server drains).
+    func drainStep() {
+        if !drainStarted {
+            drainStarted = true
+            loop.stopAccepting()
+            logger.debug("draining", metadata: ["connections": "\(loop.connectionCount)"])
+        }
+        // Events already published reach this loop's subscribers before their streams end.
+        fanout.drainInbox()
+        fanout.forEachReadySubscriber { queue in
+            if let c = connection(Connection.id(fromToken: queue.token)) { startSend(c) }
+        }
+        for case let c? in connections where !c.closing { drain(c) }
+        if loop.connectionCount == 0 { loopMetrics.drained.store(true, ordering: .releasing) }
+    }
+
+    /// Ends one connection as soon as that is clean.
+    ///
+    /// Extension point for other transports: a WebSocket mode adds its case here, queueing a close
+    /// frame with code 1001 (going away) once, then closing after the peer's close or the flush.
+    func drain(_ c: Connection) {
+        switch c.mode {
+        case .eventStream:
+            // End after the last queued byte: `sendCompleted` closes a flushed `closeAfterFlush`
+            // connection; one with nothing in flight is closed here.
+            c.closeAfterFlush = true
+            if c.out.isIdle { close(c) } else if !c.out.isSending { startSend(c) }
+        case .http:
+            // Idle keep-alive connections go now; a request in progress gets its answer (with
+            // `Connection: close`, as every answer while draining) and then the connection closes.
+            if c.head == nil, c.headStarted == 0, c.out.isIdle { close(c) }
+        }
+    }
+}

@@ -1,0 +1,86 @@
+"""SIGTERM drains: 500 SSE subscribers each get every event published before the signal and then a
+clean end of stream (FIN, not a reset); /healthz answers 503 meanwhile; pushd exits 0 within
+shutdown_timeout; the clients reconnect to a pushd restarted on the same port."""
+import asyncio
+import signal
+import time
+
+
+from e2e_util import AsyncPublisher, AsyncSSE, free_port
+from systemd_util import healthz, raise_nofile, spawn
+
+N_SUBS = 500
+N_EVENTS = 30
+TIMEOUT_S = 8
+
+
+class _Daemon:
+    """Started by hand: the conftest fixture reports a daemon that exits during the test."""
+
+    def __init__(self, backend, tmp_path):
+        self.port = free_port()
+        self.log_path = tmp_path / "pushd.log"
+        self.proc = spawn(backend, self.port, self.log_path, env={"PUSHD_SHUTDOWN_TIMEOUT": f"{TIMEOUT_S}s"})
+        end = time.monotonic() + 20
+        while healthz(self.port) != 200:
+            assert time.monotonic() < end and self.proc.poll() is None, self.log()
+            time.sleep(0.05)
+
+    def log(self, n=100000):
+        return self.log_path.read_text(errors="replace")[-n:]
+
+
+def test_sigterm_drains_sse_and_clients_reconnect(backend, tmp_path):
+    raise_nofile()
+    pushd = _Daemon(backend, tmp_path)
+
+    async def run():
+        subs = await asyncio.gather(*[AsyncSSE.open(pushd.port, "/topics/drain") for _ in range(N_SUBS)])
+        assert all(s.status == 200 for s in subs)
+        async with AsyncPublisher(pushd.port) as pub:
+            for i in range(N_EVENTS):
+                await pub.publish("drain", f"event {i}".encode())
+        t0 = time.monotonic()
+        pushd.proc.send_signal(signal.SIGTERM)
+        # While draining, new connections are refused or told 503.
+        await asyncio.sleep(0.05)
+        status = healthz(pushd.port, timeout=0.5)
+        assert status in (0, 503), status
+        for s in subs:
+            await s.wait_for(lambda s: s.eof, TIMEOUT_S + 2, "end of stream")
+        elapsed = time.monotonic() - t0
+        for s in subs:
+            assert not s.reset, "stream reset instead of a clean end"
+            assert [e.data for e in s.events] == [f"event {i}" for i in range(N_EVENTS)]
+        code = pushd.proc.wait(TIMEOUT_S + 2)
+        assert code == 0
+        assert time.monotonic() - t0 < TIMEOUT_S + 0.5, elapsed
+        for s in subs:
+            await s.close()
+
+        # Restart on the same port; the clients reconnect.
+        proc = spawn(backend, pushd.port, tmp_path / "restarted.log")
+        try:
+            end = time.monotonic() + 20
+            while healthz(pushd.port) != 200:
+                assert time.monotonic() < end and proc.poll() is None, "restart failed"
+                await asyncio.sleep(0.05)
+            again = await asyncio.gather(*[AsyncSSE.open(pushd.port, "/topics/drain") for _ in range(N_SUBS)])
+            async with AsyncPublisher(pushd.port) as pub:
+                await pub.publish("drain", b"after restart")
+            for s in again:
+                await s.wait_events(1, 10)
+                assert s.events[0].data == "after restart"
+                await s.close()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+
+    try:
+        asyncio.run(run())
+    finally:
+        if pushd.proc.poll() is None:
+            pushd.proc.kill()
+            pushd.proc.wait()
+    log = pushd.log()
+    assert "drained in" in log, log[-2000:]
