@@ -167,7 +167,8 @@ final class LoopWorker: LoopHandler {
         let slot = Int(id.slot)
         guard slot < connections.count, let c = connections[slot], c.id == id else { return }
         connections[slot] = nil
-        shared.stats.connectionClosed(wasStream: c.mode != .http)
+        shared.stats.connectionClosed(wasStream: c.mode == .eventStream)
+        if c.mode == .webSocket { shared.stats.webSocketClosed() }
     }
 
     func woken() {

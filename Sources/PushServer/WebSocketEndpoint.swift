@@ -105,7 +105,7 @@ extension LoopWorker {
             maxMessageBytes: config.websocket.maxMessageBytes, echo: echo, message: message,
             deflate: agreed.permessageDeflate, now: now)
         c.ws = session
-        shared.stats.streamOpened()
+        shared.stats.webSocketOpened()
         if !topics.isEmpty {
             wsMove(c, session, to: topics, added: Set(topics), addedCursor: lastEventID)
         }
@@ -275,17 +275,11 @@ extension LoopWorker {
         if !startSend(c), c.out.isIdle { close(c) }
     }
 
-    /// Once a second: the 2 s Close deadline, Close 1001 while draining, server Pings and the
-    /// Pong timeout.
+    /// Once a second: the 2 s Close deadline, server Pings and the Pong timeout.
     func webSocketTick(_ c: Connection) {
         guard let s = c.ws else { return }
         if s.closeSent {
             if now - s.closeSentAt > 2_000_000_000 { close(c) }
-            return
-        }
-        if shared.isDraining {
-            // Going away (RFC 6455 §7.4.1): the client reconnects, elsewhere or later, with its cursor.
-            wsClose(c, .goingAway, "pushd is shutting down; reconnect with last_event_id")
             return
         }
         let ws = config.websocket
@@ -305,6 +299,12 @@ extension LoopWorker {
 
     /// The server's Ping (RFC 6455 §5.5.2), empty payload, shared by every connection.
     static var serverPing: SharedBytes { webSocketServerPing }
+
+    /// Drain (SIGTERM, `Drain.swift`): Close 1001 "going away" once (RFC 6455 §7.4.1); the TCP
+    /// connection closes once it is written, or 2 s later.
+    func webSocketDrain(_ c: Connection) {
+        wsClose(c, .goingAway, "pushd is shutting down; reconnect with last_event_id")
+    }
 
     /// Called when the `disconnect` slow policy evicted a WebSocket subscriber: a Close 1008 with
     /// the reason, then the TCP close.

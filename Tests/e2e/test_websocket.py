@@ -267,3 +267,15 @@ def test_slow_ws_subscriber_gets_close_1008(pushd):
     assert result.get("close") == 1008, result
     assert "slow" in result["reason"]
     assert ws.eof_after()
+
+
+def test_sigterm_drain_sends_close_1001(pushd):
+    import signal
+    from ws_util import RawWS
+    ws = RawWS(pushd.port, "/topics/drain")
+    assert ws.status == 101
+    pushd.stopped_by_test = True
+    pushd.proc.send_signal(signal.SIGTERM)
+    assert ws.read_close(timeout=5) == 1001
+    assert ws.eof_after()
+    assert pushd.proc.wait(10) == 0
