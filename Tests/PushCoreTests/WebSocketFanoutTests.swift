@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import PushCore
 
@@ -162,4 +163,31 @@ import Testing
         #expect(got.filter { !wantA.contains($0) } == wantB + Array(wantB.dropFirst()) + [missedB])
         #expect(fanout.subscriberCount == 2)
     }
+}
+
+/// Cost of building an event's frame vs finding it built (the argument for building lazily once
+/// per format, docs/ARCHITECTURE.md). Prints figures; runs only with PUSHD_MEASURE=1.
+@Suite struct WebSocketFrameCostMeasurement {
+    @Test("frame build and cached lookup, ns per event", .enabled(if: ProcessInfoLite.measure))
+    func measure() {
+        for size in [64, 1024] {
+            let data = SharedBytes(String(repeating: "price update 1234.56; ", count: size / 22 + 1).utf8.prefix(size))
+            let n = 2000
+            let events = (0..<n).map { EncodedEvent(id: EventID(milliseconds: 1, sequence: UInt64($0)), topic: "t", name: nil, data: data) }
+            for (label, format) in [("envelope", WebSocketFrameFormat(message: .envelope)),
+                                    ("envelope+deflate15", WebSocketFrameFormat(message: .envelope, deflateWindowBits: 15))] {
+                var t0 = ContinuousClock.now
+                for e in events { _ = e.webSocketFrame(format) }
+                let build = (ContinuousClock.now - t0) / n
+                t0 = ContinuousClock.now
+                for e in events { _ = e.webSocketFrame(format) }
+                let lookup = (ContinuousClock.now - t0) / n
+                print("measure: \(size) B data, \(label): build \(build), cached lookup \(lookup) per event")
+            }
+        }
+    }
+}
+
+enum ProcessInfoLite {
+    static let measure: Bool = getenv("PUSHD_MEASURE").map { String(cString: $0) == "1" } ?? false
 }
