@@ -1,4 +1,5 @@
 import CZlib
+import Synchronization
 
 /// The compression side of permessage-deflate (RFC 7692 §7.2) over zlib's raw DEFLATE.
 ///
@@ -17,31 +18,31 @@ public enum PerMessageDeflateCodec {
     /// which §6 allows for any message.
     public static func compress(_ input: [UInt8], windowBits: Int) -> [UInt8]? {
         precondition((9...15).contains(windowBits), "zlib raw deflate needs 9...15 window bits")
-        var stream = z_stream()
-        let memLevel: Int32 = windowBits >= 12 ? 8 : 5
-        guard deflateInit2_(
-            &stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -Int32(windowBits), memLevel, Z_DEFAULT_STRATEGY,
-            zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK
-        else { return nil }
-        defer { deflateEnd(&stream) }
-        var out = [UInt8](repeating: 0, count: Int(deflateBound(&stream, UInt(input.count))) + 16)
+        guard let stream = DeflaterPool.shared.take(windowBits: windowBits) else { return nil }
+        defer { DeflaterPool.shared.give(stream, windowBits: windowBits) }
+        return compress(input, with: stream)
+    }
+
+    /// Compresses with a fresh (just reset) deflater.
+    private static func compress(_ input: [UInt8], with streamPointer: UnsafeMutablePointer<z_stream>) -> [UInt8]? {
+        var out = [UInt8](repeating: 0, count: Int(deflateBound(streamPointer, UInt(input.count))) + 16)
         var produced = 0
         let ok: Bool = input.withUnsafeBytes { inBuf in
-            stream.next_in = UnsafeMutablePointer(mutating: inBuf.bindMemory(to: Bytef.self).baseAddress)
-            stream.avail_in = uInt(input.count)
+            streamPointer.pointee.next_in = UnsafeMutablePointer(mutating: inBuf.bindMemory(to: Bytef.self).baseAddress)
+            streamPointer.pointee.avail_in = uInt(input.count)
             while true {
                 if produced == out.count { out.append(contentsOf: repeatElement(0, count: max(64, out.count / 2))) }
                 let rc: Int32 = out.withUnsafeMutableBytes { outBuf in
                     let base = outBuf.bindMemory(to: Bytef.self).baseAddress! + produced
-                    stream.next_out = base
-                    stream.avail_out = uInt(outBuf.count - produced)
-                    let rc = deflate(&stream, Z_SYNC_FLUSH)
-                    produced = outBuf.count - Int(stream.avail_out)
+                    streamPointer.pointee.next_out = base
+                    streamPointer.pointee.avail_out = uInt(outBuf.count - produced)
+                    let rc = deflate(streamPointer, Z_SYNC_FLUSH)
+                    produced = outBuf.count - Int(streamPointer.pointee.avail_out)
                     return rc
                 }
                 guard rc == Z_OK || rc == Z_BUF_ERROR else { return false }
                 // Done once all input is consumed and zlib left output space unused (flush complete).
-                if stream.avail_in == 0 && produced < out.count { return true }
+                if streamPointer.pointee.avail_in == 0 && produced < out.count { return true }
             }
         }
         guard ok else { return nil }
@@ -49,6 +50,47 @@ public enum PerMessageDeflateCodec {
         if out.count >= 4 && Array(out.suffix(4)) == tail { out.removeLast(4) }
         if out.isEmpty { out = [0x00] }  // an empty message (§7.2.3.6)
         return out
+    }
+}
+
+/// Reusable raw deflaters, per window size: `deflateInit2` allocates and sets up ~256 KiB of
+/// state, which costs far more (tens of µs) than compressing a small event; `deflateReset` gives a
+/// context indistinguishable from a new one (so output stays per-message, RFC 7692 §7.1.1.1)
+/// for the price of a few stores. Thread-safe; at most `perWindow` idle deflaters are kept.
+final class DeflaterPool: Sendable {
+    static let shared = DeflaterPool()
+    private static let perWindow = 8
+    private struct Idle: @unchecked Sendable { var streams: [Int: [UnsafeMutablePointer<z_stream>]] = [:] }
+    private let idle = Mutex(Idle())
+
+    /// A deflater for `windowBits`, reset; nil when zlib cannot allocate one.
+    func take(windowBits: Int) -> UnsafeMutablePointer<z_stream>? {
+        if let s = idle.withLock({ $0.streams[windowBits]?.popLast() }) { return s }
+        let s = UnsafeMutablePointer<z_stream>.allocate(capacity: 1)
+        s.initialize(to: z_stream())
+        let memLevel: Int32 = windowBits >= 12 ? 8 : 5
+        guard deflateInit2_(
+            s, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -Int32(windowBits), memLevel, Z_DEFAULT_STRATEGY,
+            zlibVersion(), Int32(MemoryLayout<z_stream>.size)) == Z_OK
+        else {
+            s.deallocate()
+            return nil
+        }
+        return s
+    }
+
+    /// Returns a deflater after use (reset here), or frees it when enough are idle.
+    func give(_ s: UnsafeMutablePointer<z_stream>, windowBits: Int) {
+        deflateReset(s)
+        let kept = idle.withLock { idle -> Bool in
+            if idle.streams[windowBits, default: []].count >= Self.perWindow { return false }
+            idle.streams[windowBits, default: []].append(s)
+            return true
+        }
+        if !kept {
+            deflateEnd(s)
+            s.deallocate()
+        }
     }
 }
 
