@@ -21,5 +21,6 @@ public struct WebSocketSettings: Sendable, Equatable {
     /// `websocket.echo_endpoint`: serve `GET /ws/echo`, which echoes every message (for the
     /// Autobahn|Testsuite conformance run). Off by default.
     public var echoEndpoint: Bool = false
+    /// The defaults above.
     public init() {}
 }
