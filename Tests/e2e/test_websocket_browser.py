@@ -67,3 +67,32 @@ def test_chromium_websocket_receives_envelope_and_raw(pushd, browser):
     assert [e["id"] for e in envelopes] == ids
     assert all(e["topic"] == "browser" and e["event"] == "note" for e in envelopes)
     assert got["raw"] == [f"hello {i} ✓" for i in range(3)]
+
+
+def _readme_websocket_snippet() -> str:
+    """The README's browser WebSocket example (the <script> block that opens a WebSocket)."""
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for block in text.split("```html")[1:]:
+        code = block.split("```")[0]
+        if "new WebSocket" in code:
+            return code.replace("<script>", "").replace("</script>", "")
+    raise AssertionError("README has no WebSocket snippet")
+
+
+def test_readme_websocket_snippet_works(pushd, browser):
+    browser.get(pushd.url("/healthz"))
+    code = _readme_websocket_snippet()
+    # Capture what the snippet logs.
+    browser.execute_script(
+        "window.logged = []; const keep = (...a) => window.logged.push(a.map(String).join(' '));"
+        "console.log = keep; console.warn = keep;" + code)
+    time.sleep(1.0)  # connected and subscribed to "quotes" by command
+    httpx.post(pushd.url("/topics/news?event=headline"), content=b"pushd ships WebSocket")
+    httpx.post(pushd.url("/topics/quotes"), content=b"ACME 12.5")
+    end = time.monotonic() + 10
+    while len(browser.execute_script("return window.logged")) < 2:
+        assert time.monotonic() < end, browser.execute_script("return window.logged")
+        time.sleep(0.05)
+    assert browser.execute_script("return window.logged") == [
+        "news headline pushd ships WebSocket", "quotes undefined ACME 12.5"]
