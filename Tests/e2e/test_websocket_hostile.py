@@ -118,3 +118,16 @@ def test_ping_flood_without_reading_is_cut(pushd):
     assert cut
     assert pushd.rss_kb() - rss_before < 64 * 1024
     assert httpx.get(pushd.url("/healthz")).status_code == 200
+
+
+@pytest.mark.pushd(env={"PUSHD_WEBSOCKET_PING_INTERVAL": "1s", "PUSHD_WEBSOCKET_PONG_TIMEOUT": "1s"})
+def test_server_pings_and_closes_1011_without_pong(pushd):
+    ws = RawWS(pushd.port, "/topics/keepalive")
+    assert ws.status == 101
+    f = ws.read_frame(timeout=4)
+    assert f is not None and f[0] == 0x9, f  # the server's Ping
+    ws.send(frame(0xA, f[1]))                 # answered: the connection stays
+    f = ws.read_frame(timeout=4)
+    assert f is not None and f[0] == 0x9, f  # the next Ping, left unanswered
+    assert ws.read_close(timeout=5) == 1011
+    assert ws.eof_after()
