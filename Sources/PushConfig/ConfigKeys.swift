@@ -134,6 +134,39 @@ extension KeySpec {
     }
 }
 
+extension KeySpec {
+    /// A key taking a list of strings: a YAML sequence, or one comma-separated string (environment
+    /// variables); an empty string is the empty list. Entries are trimmed and must not be empty.
+    static func stringList(
+        _ path: String, _ set: @escaping @Sendable (inout ServerConfiguration, [String]) -> Void
+    ) -> KeySpec {
+        KeySpec(path: path) { raw, config in
+            let items: [String]
+            switch raw {
+            case .list(let list): items = list.map { $0.trimmingWhitespace() }
+            case .scalar(let text):
+                let t = text.trimmingWhitespace()
+                items = t.isEmpty || t == "[]" ? [] : t.split(separator: ",", omittingEmptySubsequences: false).map {
+                    String($0).trimmingWhitespace()
+                }
+            }
+            if let i = items.firstIndex(where: \.isEmpty) {
+                return [ValueFailure(subPath: "[\(i)]", expected: "must not be empty", got: nil)]
+            }
+            set(&config, items)
+            return []
+        }
+    }
+
+    /// A key taking any string (trimmed).
+    static func text(_ path: String, _ set: @escaping @Sendable (inout ServerConfiguration, String) -> Void) -> KeySpec {
+        scalar(path, expected: "must be a string") { text, config in
+            set(&config, text.trimmingWhitespace())
+            return true
+        }
+    }
+}
+
 // MARK: - The keys
 
 /// Every configuration key, in the order of `config/pushd.yaml`. The single source of truth for
@@ -202,6 +235,24 @@ enum ConfigKeys {
         .milliseconds("loop.accept_backoff_ms", plain: .milliseconds, 1...60_000) {
             $0.loop.acceptBackoffMilliseconds = $1
         },
+
+        .stringList("auth.publish.tokens") { $0.auth.publishTokens = $1 },
+        .choice("auth.publish.allow_anonymous", ["true", "false"]) { config, word in
+            config.auth.allowAnonymousPublish = word == "true"
+        },
+        .stringList("auth.jwt.secrets") { $0.auth.jwtSecrets = $1 },
+        .stringList("auth.jwt.public_keys") { $0.auth.jwtPublicKeys = $1 },
+        .text("auth.jwt.audience") { $0.auth.jwtAudience = $1 },
+        .text("auth.jwt.issuer") { $0.auth.jwtIssuer = $1 },
+        .seconds("auth.jwt.leeway", 0...3600) { $0.auth.jwtLeeway = $1 },
+        .stringList("auth.private_topics") { $0.auth.privateTopics = $1 },
+        .text("auth.cookie_name") { $0.auth.cookieName = $1 },
+
+        .stringList("cors.allowed_origins") { $0.cors.allowedOrigins = $1 },
+        .choice("cors.allow_credentials", ["true", "false"]) { config, word in
+            config.cors.allowCredentials = word == "true"
+        },
+        .seconds("cors.max_age", 0...86_400) { $0.cors.maxAge = $1 },
     ]
 
     /// `listen`: a list of addresses, or one string of comma-separated addresses.
@@ -265,6 +316,9 @@ enum ConfigKeys {
                         + "(\(ValueForms.formatSize(config.http.maxEventBytes)))",
                     got: ValueForms.formatSize(config.http.maxBatchBytes))
             ))
+        }
+        for problem in AuthConfigCheck.problems(config) {
+            result.append((problem.path, ValueFailure(expected: problem.message, got: problem.got)))
         }
         return result
     }
