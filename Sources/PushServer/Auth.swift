@@ -143,10 +143,11 @@ extension LoopWorker {
 
     /// The query string with every `access_token` value replaced by `REDACTED` (access log).
     static func redactedQuery(_ query: String) -> String {
-        guard query.contains("access_token") else { return query }
+        // Names are compared decoded, as the query parser reads them (`access%5Ftoken` too).
+        guard query.contains("token") || query.contains("%") else { return query }
         return query.split(separator: "&", omittingEmptySubsequences: false).map { item -> String in
             let name = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-            let decoded = PercentDecoding.decode(name) ?? String(name)
+            let decoded = PercentDecoding.decode(name, plusIsSpace: true) ?? String(name)
             return decoded == "access_token" ? "access_token=REDACTED" : String(item)
         }.joined(separator: "&")
     }
