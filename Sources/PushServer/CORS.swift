@@ -77,7 +77,8 @@ extension LoopWorker {
         guard !lines.isEmpty else { return response }
         var bytes = [UInt8](UnsafeRawBufferPointer(start: response.base, count: response.count))
         guard let cr = bytes.firstIndex(of: 13) else { return response }
-        bytes.insert(contentsOf: Array(("\r\n" + lines.dropLast(2)).utf8), at: cr)
+        // "…200 OK" + "\r\nName: value" per line, before the status line's own CRLF.
+        bytes.insert(contentsOf: Array(("\r\n" + lines).utf8).dropLast(2), at: cr)
         return SharedBytes(bytes)
     }
 
