@@ -229,3 +229,38 @@ def test_anonymous_publish_refused_on_non_loopback(backend, tmp_path):
     code, out = run_expecting_exit([pushd_binary(), "serve", "--config", str(bad), *BACKENDS[backend]])
     assert code == 78 and "auth.jwt.public_keys[0]" in out and "auth.jwt.secrets[0]" in out, out
     assert "short" not in out.replace("shorter", ""), "a secret was echoed in an error"
+
+
+def test_auth_and_cors_reload_on_sighup(pushd_factory, tmp_path):
+    """SIGHUP swaps tokens, keys, private topics and CORS origins; a file that would make publish
+    anonymous on a non-loopback listener, or has a bad key, is refused and the old config stays."""
+    import signal
+
+    keys = Keys(tmp_path)
+    cfg = write_config(tmp_path, keys)
+    d = pushd_factory(args=["--config", str(cfg)])
+    new_token = "rotated-static-token-9876543210"
+
+    def wait_for(pred, what: str) -> None:
+        end = time.monotonic() + 5
+        while not pred():
+            assert time.monotonic() < end, f"{what} not in effect after SIGHUP:\n{d.log()}"
+            time.sleep(0.1)
+
+    assert post(d, "news", headers=bearer(new_token)).status == 401
+    cfg.write_text(cfg.read_text().replace(STATIC_TOKEN, new_token).replace(
+        '["private/*", "secret"]', '["secret"]') + 'cors:\n  allowed_origins: ["https://new.example"]\n')
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: post(d, "news", headers=bearer(new_token)).status == 200, "the new token")
+    assert post(d, "news", headers=bearer(STATIC_TOKEN)).status == 401
+    with SSEStream(d.port, "/topics/private/a") as s:  # no longer private
+        assert s.status == 200
+    r = http_request(d.port, "OPTIONS", "/topics/news",
+                     headers={"Origin": "https://new.example", "Access-Control-Request-Method": "POST"})
+    assert r.status == 204
+    # An invalid file is refused as a whole: the running auth stays.
+    cfg.write_text('auth:\n  jwt:\n    public_keys: ["/nonexistent.pem"]\n')
+    d.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "auth.jwt.public_keys[0]" in d.log(100000), "the refusal")
+    assert post(d, "news", headers=bearer(new_token)).status == 200
+    assert post(d, "news").status == 401
