@@ -62,16 +62,6 @@ public enum AuthConfigCheck {
                 "listen \(open)"
             ))
         }
-        for (i, token) in auth.publishTokens.enumerated() where token.utf8.count < 16 || !isToken68(token) {
-            result.append(("auth.publish.tokens[\(i)]", "must be at least 16 characters of A-Z a-z 0-9 - . _ ~ + / =", nil))
-        }
-        for (i, secret) in auth.jwtSecrets.enumerated() {
-            if secret.utf8.count < 32 {
-                result.append(("auth.jwt.secrets[\(i)]", "must be at least 32 bytes (RFC 7518 §3.2)", nil))
-            } else if secret.contains("-----BEGIN") {
-                result.append(("auth.jwt.secrets[\(i)]", "is a PEM key: put public keys in auth.jwt.public_keys", nil))
-            }
-        }
         for (i, path) in auth.jwtPublicKeys.enumerated() {
             if case .failure(let why) = JWTKeyLoader.load(path: path) {
                 result.append(("auth.jwt.public_keys[\(i)]", why.message, path))
@@ -80,38 +70,41 @@ public enum AuthConfigCheck {
         if !auth.privateTopics.isEmpty && !auth.jwtConfigured {
             result.append(("auth.private_topics", "needs JWT keys to check subscribers: set auth.jwt.secrets or auth.jwt.public_keys", nil))
         }
-        for (i, p) in auth.privateTopics.enumerated() {
-            let name = p.hasSuffix("/*") ? String(p.dropLast(2)) : p
-            if p != "*", TopicName.problem(in: name) != nil {
-                result.append(("auth.private_topics[\(i)]", "must be a topic name, PREFIX/* or *", p))
-            }
-        }
-        if auth.cookieName.isEmpty || !auth.cookieName.utf8.allSatisfy({ isTokenChar($0) }) {
-            result.append(("auth.cookie_name", "must be a cookie name (an RFC 9110 token)", auth.cookieName))
-        }
         let cors = config.cors
         if cors.allowCredentials && cors.allowedOrigins.contains("*") {
             result.append(("cors.allowed_origins", "cannot hold * when cors.allow_credentials is true (Fetch §3.2.5)", "*"))
         }
-        for (i, origin) in cors.allowedOrigins.enumerated() where origin != "*" && !isOrigin(origin) {
-            result.append(("cors.allowed_origins[\(i)]", "must be * or an origin SCHEME://HOST[:PORT] without a path", origin))
-        }
         return result
     }
 
-    static func isToken68(_ s: String) -> Bool {
-        s.utf8.allSatisfy { c in
+    /// `auth.publish.tokens` entries: at least 16 characters of the RFC 6750 token68 alphabet.
+    public static func isValidStaticToken(_ s: String) -> Bool {
+        s.utf8.count >= 16 && s.utf8.allSatisfy { c in
             (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A)
                 || "-._~+/=".utf8.contains(c)
         }
     }
+
+    /// `auth.jwt.secrets` entries: at least 32 bytes (RFC 7518 §3.2: no shorter than the hash
+    /// output of HS256) and not a PEM key (which would invite algorithm confusion).
+    public static func isValidSecret(_ s: String) -> Bool { s.utf8.count >= 32 && !s.contains("-----BEGIN") }
+
+    /// `auth.private_topics` entries: a topic name, `PREFIX/*` or `*`.
+    public static func isValidTopicPattern(_ p: String) -> Bool {
+        if p == "*" { return true }
+        let name = p.hasSuffix("/*") ? String(p.dropLast(2)) : p
+        return TopicName.problem(in: name) == nil
+    }
+
+    /// `auth.cookie_name`: an RFC 9110 token.
+    public static func isValidCookieName(_ s: String) -> Bool { !s.isEmpty && s.utf8.allSatisfy { isTokenChar($0) } }
 
     static func isTokenChar(_ c: UInt8) -> Bool {
         (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || "!#$%&'*+-.^_`|~".utf8.contains(c)
     }
 
     /// `scheme://host[:port]`, lower-case, no path, no trailing slash (RFC 6454 §6.2 serialization).
-    static func isOrigin(_ s: String) -> Bool {
+    public static func isOrigin(_ s: String) -> Bool {
         guard let r = s.firstRange(of: "://") else { return false }
         let scheme = s[..<r.lowerBound]
         let rest = s[r.upperBound...]

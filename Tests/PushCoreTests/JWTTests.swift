@@ -3,7 +3,7 @@ import Testing
 @testable import PushCore
 
 /// A verifier that accepts exactly one (algorithm, signature) and records what it was asked.
-private struct FakeVerifier: JWTSignatureVerifier {
+struct FakeVerifier: JWTSignatureVerifier {
     var algorithm: JWTAlgorithm
     var signature: [UInt8]
     func verify(algorithm: JWTAlgorithm, signingInput: [UInt8], signature: [UInt8]) -> Bool {
