@@ -1,9 +1,19 @@
 // Publish and subscribe authorization (docs/API.md "Auth"): static bearer tokens and JWTs
 // (RFC 7519) whose `pushd` claim lists topic patterns, checked with OpenSSL (AuthOpenSSL.swift).
 //
-// The WebSocket upgrade calls the same two hooks as SSE, before answering 101:
-//   `authorizeSubscribe(head, topics:)` → `.failure(Refusal)` is answered as JSON 401/403;
-//   `authorizeWebSocketOrigin(head)` → a `Refusal` (403) when the browser Origin is not allowed.
+// Hooks for the WebSocket upgrade (all on LoopWorker, loop thread), called before answering 101:
+//   `authorizeWebSocketOrigin(head) -> Refusal?` — 403 when a browser's Origin is not allowed
+//     (CORS.swift); call it first.
+//   `authorizeSubscribe(head, topics:) -> Result<AuthGrant, Refusal>` — for the topics of the URL
+//     (401 no/bad token, 403 topic not granted), and again with the token of the upgrade request
+//     for each later `{"op":"subscribe"}` (answer `{"op":"error"}` on failure). Store
+//     `grant.expiresAtMilliseconds` in `c.authExpiresAt` and end the connection when it passes
+//     (LoopWorker.secondTick does this for `.eventStream`; a WebSocket mode needs the same check,
+//     closing with 1008 policy violation or 4001 on a frame boundary).
+//   `authorizePublish(head) -> Result<PublishGrant, Refusal>` once at upgrade when the client may
+//     publish, then `checkPublish(grant, topic:)` for each `{"op":"publish"}`.
+// Answer a Refusal with `HTTPResponse.error(status:code:message:)` (add `WWW-Authenticate: Bearer`
+// for 401, RFC 6750 §3). Tokens must never be logged: redact the target with `redactedQuery`.
 import PushCore
 
 /// Everything auth and CORS need, derived once per configuration snapshot (rebuilt on SIGHUP).

@@ -269,12 +269,13 @@ final class LoopWorker: LoopHandler {
         let maxStreamAge = UInt64(config.sse.maxStreamAge * 1e9)
         let headerTimeout = UInt64(config.http.headerTimeout * 1e9)
         let idleTimeout = UInt64(config.http.idleTimeout * 1e9)
+        let wallNow = Clock.wallMilliseconds()  // token expiry (Auth.swift)
         for case let c? in connections where !c.closing {
             switch c.mode {
             case .eventStream:
                 if c.evictedAt != 0 && now - c.evictedAt > 2_000_000_000 {
                     close(c)  // its last send never completed: the peer stopped reading
-                } else if c.authExpiresAt != 0, !c.closeAfterFlush, Clock.wallMilliseconds() >= c.authExpiresAt {
+                } else if c.authExpiresAt != 0, !c.closeAfterFlush, wallNow >= c.authExpiresAt {
                     endStream(c)  // its token expired: the client reconnects with a fresh one
                 } else if maxStreamAge > 0, c.out.log != nil, now - c.streamStarted >= maxStreamAge {
                     endStream(c)
