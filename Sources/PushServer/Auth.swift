@@ -119,7 +119,8 @@ extension LoopWorker {
         if let denied = privateOnes.first(where: { !claims.subscribe.matches($0) }) {
             return .failure(Refusal(403, "forbidden_topic", "this token may not subscribe to topic \(denied)"))
         }
-        return .success(AuthGrant(expiresAtMilliseconds: claims.expiresAt.map { UInt64(max(0, $0 * 1000)) }))
+        // Clamped: an absurd `exp` (1e300) must not trap the conversion.
+        return .success(AuthGrant(expiresAtMilliseconds: claims.expiresAt.map { UInt64(min(max(1, $0 * 1000), 1e15)) }))
     }
 
     /// `Authorization: Bearer <token>` (RFC 6750 §2.1); the scheme is case-insensitive.

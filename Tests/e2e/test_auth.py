@@ -267,3 +267,19 @@ def test_auth_and_cors_reload_on_sighup(pushd_factory, tmp_path):
     wait_for(lambda: "auth.jwt.public_keys[0]" in d.log(100000), "the refusal")
     assert post(d, "news", headers=bearer(new_token)).status == 200
     assert post(d, "news").status == 401
+
+
+def test_absurd_claim_values(authd):
+    """Huge, negative or fractional NumericDates and odd claim shapes never crash the daemon."""
+    for extra in ({"exp": 1e300}, {"exp": 2**70}, {"exp": -1}, {"nbf": -1e300}, {"exp": 0.5},
+                  {"pushd": {"subscribe": "private/a"}}, {"pushd": None}, {"aud": [None, 1]}):
+        tok = jwt("HS256", claims(subscribe=["private/*"], publish=["news"], **extra), authd.keys)
+        r = post(authd, "news", headers=bearer(tok))
+        assert r.status in (200, 401), (extra, r.status)
+        try:
+            with SSEStream(authd.port, "/topics/private/a", bearer(tok), timeout=3) as s:
+                assert s.status in (200, 401), (extra, s.status)
+        except EOFError:
+            pass
+    assert authd.alive()
+    assert http_request(authd.port, "GET", "/healthz").status == 200
