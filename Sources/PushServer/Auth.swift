@@ -87,6 +87,35 @@ extension LoopWorker {
         }
     }
 
+    /// Publishes whose body is large (over 64 KiB, chunked, or held back behind
+    /// `Expect: 100-continue`) are authorized on their head, so an anonymous client cannot make
+    /// pushd read megabytes: 401 (never `100 Continue`) and the connection is closed, since the
+    /// unread body cannot be skipped. Small bodies are read and authorized once, in the handler.
+    /// Returns whether the request was refused.
+    func refusedBeforeBody(_ c: Connection, _ head: HTTPRequestHead) -> Bool {
+        guard head.method == .post, auth.settings.publishConfigured,
+            head.path.hasPrefix("/topics/") || head.path == "/publish"
+        else { return false }
+        switch head.framing {
+        case .none: return false
+        case .contentLength(let n): if n <= 65536 && !head.expectsContinue { return false }
+        case .chunked: break
+        }
+        guard case .failure(let refusal) = authorizePublish(head) else { return false }
+        shared.stats.request()
+        if config.accessLog { accessPending = head }
+        corsLines = Self.corsLines(auth.cors, head)
+        defer { corsLines = "" }
+        c.head = nil
+        reply(
+            c,
+            HTTPResponse.error(
+                status: refusal.status, code: refusal.code, message: refusal.message,
+                extraHeaders: [("WWW-Authenticate", "Bearer")], close: true),
+            close: true)
+        return true
+    }
+
     /// Refuses (403) a topic the grant does not cover.
     func checkPublish(_ grant: PublishGrant, topic: String, field: String = "") -> Refusal? {
         grant.allows(topic)

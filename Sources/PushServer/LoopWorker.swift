@@ -103,6 +103,7 @@ final class LoopWorker: LoopHandler {
             case .head(let head):
                 c.headStarted = 0
                 c.lastActivity = now
+                if refusedBeforeBody(c, head) { break parsing }  // Auth.swift: 401 before a large body
                 c.head = head
                 c.body.removeAll(keepingCapacity: false)
                 if case .contentLength(let n) = head.framing { c.body.reserveCapacity(n) }

@@ -283,3 +283,31 @@ def test_absurd_claim_values(authd):
             pass
     assert authd.alive()
     assert http_request(authd.port, "GET", "/healthz").status == 200
+
+
+def test_large_unauthenticated_publish_refused_before_the_body(authd):
+    """A 3 MiB Content-Length, a chunked body or `Expect: 100-continue` without a valid token is
+    answered 401 on the head (no `100 Continue`), and the connection is closed unread."""
+    from e2e_util import SyncConn, request_bytes
+    cases = [
+        {"Content-Length": str(3 * 1024 * 1024)},  # under the parser limit (413 above it)
+        {"Transfer-Encoding": "chunked"},
+        {"Content-Length": "5", "Expect": "100-continue"},
+        {"Content-Length": str(3 * 1024 * 1024), "Authorization": "Bearer " + STATIC_TOKEN[:-1] + "?"},
+    ]
+    for path in ("/topics/news", "/publish"):
+        for headers in cases:
+            with SyncConn(authd.port, timeout=5) as c:
+                head = f"POST {path} HTTP/1.1\r\nHost: x\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+                c.send((head + "\r\n").encode())
+                r = c.read_response()
+                assert r.status == 401, (path, headers, r.status, r.body)
+                assert_json_error(r, 401)
+                assert c.closed_by_peer(3), (path, headers)
+    # With a valid token the same shapes are read and published.
+    with SyncConn(authd.port, timeout=5) as c:
+        c.send(request_bytes("POST", "/topics/news", b"x" * 100_000, {**bearer(STATIC_TOKEN), "Expect": "100-continue"}))
+        r = c.read_response()
+        if r.status == 100:
+            r = c.read_response()
+        assert r.status == 200, r.body
