@@ -45,6 +45,7 @@ def test_preflight_allowed_origin_before_auth(corsd):
         assert "authorization" in allowed and "content-type" in allowed and "last-event-id" in allowed
         assert r.headers["access-control-max-age"] == "120"
         assert "origin" in r.headers.get("vary", "").lower()
+        assert "content-length" not in r.headers  # RFC 9110 §8.6
 
 
 def test_preflight_disallowed_origin_is_403_without_cors_headers(corsd):
