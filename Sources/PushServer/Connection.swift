@@ -10,6 +10,9 @@ final class Connection {
         case http
         /// An SSE stream: no more requests are read; events flow out until either side closes.
         case eventStream
+        /// A WebSocket (RFC 6455): frames are read and written until either side closes; `ws`
+        /// holds its state.
+        case webSocket
     }
 
     let id: ConnectionID
@@ -36,6 +39,8 @@ final class Connection {
     var evictedAt: UInt64 = 0
     /// Monotonic ns when the connection became an event stream (for `sse.max_stream_age`).
     var streamStarted: UInt64 = 0
+    /// Wall-clock ms when the stream's token expires and the stream is ended (0: never; Auth.swift).
+    var authExpiresAt: UInt64 = 0
     /// How many times the `drop` policy skipped this subscriber's backlog.
     var slowDrops = 0
     /// Whether the peer closed its side.
@@ -43,6 +48,8 @@ final class Connection {
     /// The connection's place in the shared connection counts (ConnectionLimits.swift); nil when
     /// it was refused.
     var admission: ConnectionAdmission.Ticket?
+    /// WebSocket state, once the connection was upgraded.
+    var ws: WebSocketSession?
 
     init(id: ConnectionID, peer: PeerAddress, limits: HTTPParserLimits, now: UInt64) {
         self.id = id

@@ -16,6 +16,10 @@ final class LoopWorker: LoopHandler {
     var config: ServerConfiguration
     /// Generation of `config` (`LiveConfiguration.generation`).
     var configGeneration: UInt64 = 0
+    /// Auth and CORS of `config` (Auth.swift, CORS.swift).
+    var auth: AuthContext
+    /// CORS header lines for the responses of the request being handled (CORS.swift).
+    var corsLines = ""
     /// This loop's heartbeat, lag and counters (Metrics.swift).
     let loopMetrics: LoopMetrics
     /// Events handed to the kernel for this loop's subscribers (published to `loopMetrics` per tick).
@@ -41,6 +45,7 @@ final class LoopWorker: LoopHandler {
         let snapshot = shared.live.current
         self.config = snapshot.config
         self.configGeneration = snapshot.generation
+        self.auth = snapshot.auth
         self.loopMetrics = shared.loopMetrics[index]
         self.logger = logger
         self.now = Clock.monotonicNanoseconds()
@@ -82,6 +87,7 @@ final class LoopWorker: LoopHandler {
     func received(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer) {
         guard let c = connection(id), !c.closing else { return }
         shared.stats.bytesIn(bytes.count)
+        if c.mode == .webSocket { return webSocketReceived(c, bytes) }
         guard c.mode == .http, !c.closeAfterFlush else { return }  // a stream reads nothing more
         var rest = bytes
         // Parse until the parser asks for more bytes: `.end` of a body-less request comes back
@@ -99,6 +105,7 @@ final class LoopWorker: LoopHandler {
             case .head(let head):
                 c.headStarted = 0
                 c.lastActivity = now
+                if refusedBeforeBody(c, head) { break parsing }  // Auth.swift: 401 before a large body
                 c.head = head
                 c.body.removeAll(keepingCapacity: false)
                 if case .contentLength(let n) = head.framing { c.body.reserveCapacity(n) }
@@ -126,12 +133,19 @@ final class LoopWorker: LoopHandler {
                 return
             }
         }
+        // Frames the client sent right behind its upgrade request.
+        if c.mode == .webSocket, rest.count > 0 { return webSocketReceived(c, rest) }
         startSend(c)
     }
 
     func receiveEnded(_ id: ConnectionID, error: Int32) {
         guard let c = connection(id), !c.closing else { return }
         c.peerClosed = true
+        if c.mode == .webSocket {
+            // Write a queued Close frame first; a peer gone without one is cut at once.
+            if c.ws?.closeSent == true && error == 0 { c.closeAfterFlush = true } else { close(c) }
+            return
+        }
         if c.mode == .eventStream || error != 0 || c.out.isIdle {
             close(c)
         } else {
@@ -162,6 +176,7 @@ final class LoopWorker: LoopHandler {
         connections[slot] = nil
         if let ticket = c.admission { shared.admission.release(ticket) }
         shared.stats.connectionClosed(wasStream: c.mode == .eventStream)
+        if c.mode == .webSocket { shared.stats.webSocketClosed() }
     }
 
     func woken() {
@@ -205,6 +220,7 @@ final class LoopWorker: LoopHandler {
 
     /// Queues a complete response; a `close` response ends the connection once written.
     func reply(_ c: Connection, _ response: SharedBytes, close: Bool = false) {
+        let response = corsLines.isEmpty ? response : Self.inserting(corsLines, into: response)
         if accessPending != nil { noteResponse(c, response) }
         c.out.enqueue(response)
         if close { c.closeAfterFlush = true }
@@ -214,7 +230,7 @@ final class LoopWorker: LoopHandler {
     func close(_ c: Connection) {
         guard !c.closing else { return }
         c.closing = true
-        if c.mode == .eventStream { fanout.unsubscribe(c.out) }
+        if c.mode != .http { fanout.unsubscribe(c.out) }
         c.out.discardQueued()
         c.parser = nil
         loop.close(c.id)
@@ -249,6 +265,10 @@ final class LoopWorker: LoopHandler {
         }
         for queue in fanout.takeEvicted() {
             guard let c = connection(Connection.id(fromToken: queue.token)) else { continue }
+            if c.mode == .webSocket {
+                webSocketEvicted(c)
+                continue
+            }
             c.evictedAt = now
             if !c.out.isSending { close(c) }
         }
@@ -265,17 +285,22 @@ final class LoopWorker: LoopHandler {
         let maxStreamAge = UInt64(config.sse.maxStreamAge * 1e9)
         let headerTimeout = UInt64(config.http.headerTimeout * 1e9)
         let idleTimeout = UInt64(config.http.idleTimeout * 1e9)
+        let wallNow = Clock.wallMilliseconds()  // token expiry (Auth.swift)
         for case let c? in connections where !c.closing {
             switch c.mode {
             case .eventStream:
                 if c.evictedAt != 0 && now - c.evictedAt > 2_000_000_000 {
                     close(c)  // its last send never completed: the peer stopped reading
+                } else if c.authExpiresAt != 0, !c.closeAfterFlush, wallNow >= c.authExpiresAt {
+                    endStream(c)  // its token expired: the client reconnects with a fresh one
                 } else if maxStreamAge > 0, c.out.log != nil, now - c.streamStarted >= maxStreamAge {
                     endStream(c)
                 } else if heartbeat > 0, c.out.isIdle, now - c.lastActivity >= heartbeat {
                     c.out.enqueue(ServerShared.heartbeatBytes)
                     startSend(c)
                 }
+            case .webSocket:
+                webSocketTick(c)
             case .http:
                 if c.headStarted != 0, headerTimeout > 0, now - c.headStarted > headerTimeout {
                     reply(

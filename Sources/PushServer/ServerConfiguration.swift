@@ -34,6 +34,12 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var replay = ReplaySettings()
     /// `loop.*`: event loop tuning.
     public var loop = LoopOptions()
+    /// `websocket.*`: the WebSocket transport.
+    public var websocket = WebSocketSettings()
+    /// `auth.*`: publish and private-topic subscribe auth (AuthSettings.swift).
+    public var auth = AuthSettings()
+    /// `cors.*`: browser cross-origin access (AuthSettings.swift).
+    public var cors = CORSSettings()
 
     public init() {}
 
@@ -42,6 +48,8 @@ public struct ServerConfiguration: Sendable, Equatable {
             && a.logLevel == b.logLevel && a.shutdownTimeout == b.shutdownTimeout && a.accessLog == b.accessLog
             && a.stateDirectory == b.stateDirectory && a.http == b.http
             && a.sse == b.sse && a.subscriber == b.subscriber && a.replay == b.replay && a.loop == b.loop
+            && a.websocket == b.websocket
+            && a.auth == b.auth && a.cors == b.cors
     }
 }
 
