@@ -77,6 +77,7 @@ final class LoopWorker: LoopHandler {
         }
         connections[slot] = Connection(id: id, peer: peer, limits: parserLimits, now: now)
         shared.stats.connectionOpened()
+        guard admitConnection(connections[slot]!) else { return }  // ConnectionLimits.swift
         if shared.isDraining {
             let c = connections[slot]!
             reply(c, HTTPResponse.error(status: 503, code: "draining", message: "pushd is shutting down", close: true), close: true)
@@ -175,6 +176,7 @@ final class LoopWorker: LoopHandler {
         let slot = Int(id.slot)
         guard slot < connections.count, let c = connections[slot], c.id == id else { return }
         connections[slot] = nil
+        if let ticket = c.admission { shared.admission.release(ticket) }
         shared.stats.connectionClosed(wasStream: c.mode == .eventStream)
         if c.mode == .webSocket { shared.stats.webSocketClosed() }
     }
