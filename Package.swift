@@ -42,7 +42,7 @@ let package = Package(
         .target(
             name: "PushServer",
             dependencies: [
-                "PushCore", "PushLoop", "CPushShim",
+                "PushCore", "PushLoop", "CPushShim", "COpenSSL",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

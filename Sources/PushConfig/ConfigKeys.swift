@@ -202,6 +202,18 @@ enum ConfigKeys {
         .milliseconds("loop.accept_backoff_ms", plain: .milliseconds, 1...60_000) {
             $0.loop.acceptBackoffMilliseconds = $1
         },
+
+        .scalar("tls.certificate", expected: "must be a file path, or empty for no TLS") { text, config in
+            config.tls.certificate = text.trimmingWhitespace()
+            return true
+        },
+        .scalar("tls.private_key", expected: "must be a file path, or empty for no TLS") { text, config in
+            config.tls.privateKey = text.trimmingWhitespace()
+            return true
+        },
+        .choice("tls.min_version", TLSMinimumVersion.allCases.map(\.rawValue)) { config, word in
+            config.tls.minVersion = TLSMinimumVersion(rawValue: word) ?? .tls12
+        },
     ]
 
     /// `listen`: a list of addresses, or one string of comma-separated addresses.
@@ -265,6 +277,11 @@ enum ConfigKeys {
                         + "(\(ValueForms.formatSize(config.http.maxEventBytes)))",
                     got: ValueForms.formatSize(config.http.maxBatchBytes))
             ))
+        }
+        // The certificate and key are loaded and checked now, so a bad file stops the daemon
+        // (exit 78) and a SIGHUP reload with one keeps the running certificate.
+        if let problem = TLSContext.check(config.tls) {
+            result.append((problem.keyPath, ValueFailure(expected: problem.reason, got: nil)))
         }
         return result
     }

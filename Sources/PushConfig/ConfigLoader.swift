@@ -227,7 +227,7 @@ public enum ConfigLoader {
 
     static func crossIssues(_ config: ServerConfiguration) -> [ConfigIssue] {
         ConfigKeys.crossChecks(config).map { check in
-            ConfigIssue(keyPath: check.path, reason: check.failure.expected + " (got \(check.failure.got ?? ""))")
+            ConfigIssue(keyPath: check.path, reason: check.failure.expected + (check.failure.got.map { " (got \($0))" } ?? ""))
         }
     }
 

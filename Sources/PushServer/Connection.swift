@@ -40,6 +40,8 @@ final class Connection {
     var slowDrops = 0
     /// Whether the peer closed its side.
     var peerClosed = false
+    /// TLS state when the server terminates TLS (TLSSession.swift); nil for plaintext.
+    var tls: TLSSession?
 
     init(id: ConnectionID, peer: PeerAddress, limits: HTTPParserLimits, now: UInt64) {
         self.id = id

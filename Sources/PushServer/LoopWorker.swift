@@ -72,6 +72,7 @@ final class LoopWorker: LoopHandler {
         }
         connections[slot] = Connection(id: id, peer: peer, limits: parserLimits, now: now)
         shared.stats.connectionOpened()
+        startTLS(connections[slot]!)  // TLSWorker.swift: a session when TLS is on
         if shared.isDraining {
             let c = connections[slot]!
             reply(c, HTTPResponse.error(status: 503, code: "draining", message: "pushd is shutting down", close: true), close: true)
@@ -81,6 +82,15 @@ final class LoopWorker: LoopHandler {
     func received(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer) {
         guard let c = connection(id), !c.closing else { return }
         shared.stats.bytesIn(bytes.count)
+        if let tls = c.tls {
+            receivedTLS(c, tls, bytes)  // TLSWorker.swift: decrypts, then calls handlePlaintext
+            return
+        }
+        handlePlaintext(c, bytes)
+    }
+
+    /// Handles received plaintext: the bytes as read, or as decrypted on a TLS connection.
+    func handlePlaintext(_ c: Connection, _ bytes: UnsafeRawBufferPointer) {
         guard c.mode == .http, !c.closeAfterFlush else { return }  // a stream reads nothing more
         var rest = bytes
         // Parse until the parser asks for more bytes: `.end` of a body-less request comes back
@@ -144,8 +154,13 @@ final class LoopWorker: LoopHandler {
             close(c)
             return
         }
-        c.out.completed(result)
-        shared.stats.bytesOut(result)
+        if let tls = c.tls {
+            // TLSWorker.swift: false while ciphertext of this send is still being written.
+            guard tlsSendCompleted(c, tls, result) else { return }
+        } else {
+            c.out.completed(result)
+            shared.stats.bytesOut(result)
+        }
         if c.evictedAt != 0 && !c.out.isSending {
             close(c)
             return
@@ -193,6 +208,7 @@ final class LoopWorker: LoopHandler {
     /// Starts the connection's next send if none is in flight. Returns whether one started.
     @discardableResult
     func startSend(_ c: Connection) -> Bool {
+        if let tls = c.tls { return !c.closing && startTLSSend(c, tls) }  // TLSWorker.swift: encrypts
         let deliveredBefore = c.out.deliveredEvents
         guard !c.closing, let bytes = c.out.nextSend() else { return false }
         deliveredEvents &+= c.out.deliveredEvents &- deliveredBefore  // /metrics
