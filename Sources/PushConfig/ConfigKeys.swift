@@ -203,12 +203,16 @@ enum ConfigKeys {
             $0.loop.acceptBackoffMilliseconds = $1
         },
 
-        .scalar("tls.certificate", expected: "must be a file path, or empty for no TLS") { text, config in
-            config.tls.certificate = text.trimmingWhitespace()
+        .scalar("tls.certificate", expected: "must be an absolute file path, or empty for no TLS") { text, config in
+            let path = text.trimmingWhitespace()
+            guard path.isEmpty || path.hasPrefix("/") else { return false }
+            config.tls.certificate = path
             return true
         },
-        .scalar("tls.private_key", expected: "must be a file path, or empty for no TLS") { text, config in
-            config.tls.privateKey = text.trimmingWhitespace()
+        .scalar("tls.private_key", expected: "must be an absolute file path, or empty for no TLS") { text, config in
+            let path = text.trimmingWhitespace()
+            guard path.isEmpty || path.hasPrefix("/") else { return false }
+            config.tls.privateKey = path
             return true
         },
         .choice("tls.min_version", TLSMinimumVersion.allCases.map(\.rawValue)) { config, word in

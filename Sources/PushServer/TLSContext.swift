@@ -77,9 +77,13 @@ public final class TLSContext: @unchecked Sendable {
                 reason: "no usable PEM certificate chain in \(settings.certificate) (\(Self.openSSLErrors()))")
         }
         guard SSL_CTX_use_PrivateKey_file(ctx, settings.privateKey, SSL_FILETYPE_PEM) == 1 else {
-            throw TLSSetupError(
-                keyPath: "tls.private_key",
-                reason: "no usable unencrypted PEM private key in \(settings.privateKey) (\(Self.openSSLErrors()))")
+            let errors = Self.openSSLErrors()
+            // OpenSSL compares the key with the certificate as it loads it.
+            let reason =
+                errors.contains("key values mismatch")
+                ? "\(settings.privateKey) does not match the certificate in \(settings.certificate)"
+                : "no usable unencrypted PEM private key in \(settings.privateKey) (\(errors))"
+            throw TLSSetupError(keyPath: "tls.private_key", reason: reason)
         }
         guard SSL_CTX_check_private_key(ctx) == 1 else {
             throw TLSSetupError(

@@ -107,3 +107,11 @@ WvgPHcwmJ6MDmLLSKpagzIWaDTv4PQ/EDpufvT/PgvFHkDN8Xa6bZBeU
         #expect(issues(yaml: "tls:\n  min_version: \"1.1\"\n").map(\.keyPath) == ["tls.min_version"])
     }
 }
+
+extension TLSConfigTests {
+    @Test("paths must be absolute")
+    func absolutePaths() {
+        let found = issues(environment: ["PUSHD_TLS_CERTIFICATE": "cert.pem", "PUSHD_TLS_PRIVATE_KEY": "key.pem"])
+        #expect(found.map(\.keyPath) == ["tls.certificate", "tls.private_key"])
+    }
+}

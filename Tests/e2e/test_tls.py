@@ -230,6 +230,7 @@ def test_https_publish_and_health(tls_factory):
         assert r.status_code in (200, 201, 202), r.text
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # ssl.TLSVersion.TLSv1_1, on purpose
 def test_tls11_refused_tls12_and_13_accepted(tls_factory):
     d = tls_factory()
     target = f"127.0.0.1:{d.port}"
@@ -262,7 +263,7 @@ def test_tls11_refused_tls12_and_13_accepted(tls_factory):
     # The same refusal through Python's ssl module.
     ctx = ssl.create_default_context(cafile=str(d.cafile))
     ctx.set_ciphers("DEFAULT@SECLEVEL=0")
-    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_1
     ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     with socket.create_connection((d.host, d.port), timeout=5) as s:
         with pytest.raises(ssl.SSLError):
