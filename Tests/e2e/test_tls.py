@@ -271,6 +271,24 @@ def test_tls11_refused_tls12_and_13_accepted(tls_factory):
     assert d.alive()
 
 
+def test_tls12_renegotiation_refused(tls_factory):
+    """TLS 1.2 renegotiation is off (TLS 1.3 has none): a client asking for it gets the
+    no_renegotiation alert, and pushd goes on serving."""
+    d = tls_factory()
+    p = subprocess.Popen(["openssl", "s_client", "-connect", f"127.0.0.1:{d.port}", "-tls1_2",
+                          "-CAfile", str(d.cafile)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    time.sleep(1)
+    p.stdin.write(b"R\n")  # s_client: renegotiate
+    p.stdin.flush()
+    time.sleep(1)
+    out = p.communicate(timeout=20)[0].decode(errors="replace")
+    assert "RENEGOTIATING" in out and "no renegotiation" in out, out
+    assert d.alive()
+    with d.client(timeout=5.0) as c:
+        assert c.get(d.url("/healthz")).status_code == 200
+
+
 def test_plaintext_http_on_tls_port_is_answered_and_closed(tls_factory):
     d = tls_factory()
     with socket.create_connection((d.host, d.port), timeout=5) as s:
