@@ -240,7 +240,7 @@ final class LoopWorker: LoopHandler {
     func endStream(_ c: Connection) {
         fanout.unsubscribe(c.out)
         c.closeAfterFlush = true
-        if !c.out.isSending && !c.out.hasPendingBytes { close(c) }
+        if !c.out.isSending && !c.out.hasPendingBytes { finish(c) }
     }
 
     private func closeEvicted() {
@@ -299,7 +299,7 @@ final class LoopWorker: LoopHandler {
                             message: "the request head did not arrive within \(config.http.headerTimeout) s", close: true),
                         close: true)
                 } else if c.head == nil, c.out.isIdle, idleTimeout > 0, now - c.lastActivity > idleTimeout {
-                    close(c)
+                    finish(c)
                 }
             }
         }

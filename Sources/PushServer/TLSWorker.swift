@@ -70,6 +70,15 @@ extension LoopWorker {
         }
     }
 
+    /// Closes a connection that has nothing left to write, cleanly: on TLS, after close_notify
+    /// (RFC 8446 §6.1) was written, so the client can tell the end from a truncation; on plaintext
+    /// (nothing to send) at once, exactly like `close`. Used where an idle connection is ended on
+    /// purpose (idle timeout, drain, `sse.max_stream_age`); errors still use `close`.
+    func finish(_ c: Connection) {
+        c.closeAfterFlush = true
+        if !startSend(c) && c.out.isIdle { close(c) }
+    }
+
     /// Sends the alert OpenSSL produced (if any), then closes.
     private func failTLS(_ c: Connection) {
         c.out.discardQueued()

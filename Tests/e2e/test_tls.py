@@ -336,7 +336,7 @@ def test_clean_close_notify_after_connection_close(tls_factory):
     d = tls_factory()
     ctx = d.ssl_context()
     with socket.create_connection((d.host, d.port), timeout=5) as raw:
-        with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1", suppress_ragged_eofs=False) as s:
             s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             data = b""
             while True:
@@ -344,6 +344,33 @@ def test_clean_close_notify_after_connection_close(tls_factory):
                 if not chunk:
                     break
                 data += chunk
+    assert data.startswith(b"HTTP/1.1 200"), data
+
+
+def read_to_clean_end(d: TLSPushd, request: bytes, timeout: float = 10) -> bytes:
+    """Sends `request` over TLS and reads until the server ends the connection; fails with
+    SSLEOFError unless the end came with close_notify."""
+    with socket.create_connection((d.host, d.port), timeout=timeout) as raw:
+        with d.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1",
+                                         suppress_ragged_eofs=False) as s:
+            if request:
+                s.sendall(request)
+            data = b""
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    return data
+                data += chunk
+
+
+def test_close_notify_when_a_stream_ends_or_an_idle_connection_times_out(tls_factory):
+    d = tls_factory(env={"PUSHD_SSE_MAX_STREAM_AGE": "1s", "PUSHD_LIMITS_IDLE_TIMEOUT": "1s"})
+    t0 = time.monotonic()
+    data = read_to_clean_end(d, f"GET /topics/{TOPIC} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    assert data.startswith(b"HTTP/1.1 200") and b"retry:" in data, data
+    assert time.monotonic() - t0 < 5
+    # Keep-alive: one answered request, then silence until the idle timeout.
+    data = read_to_clean_end(d, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
     assert data.startswith(b"HTTP/1.1 200"), data
 
 
