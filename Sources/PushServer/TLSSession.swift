@@ -49,8 +49,9 @@ final class TLSSession {
     private(set) var sending = false
 
     /// Buffers up to this size are kept for the connection's next send; larger ones are freed
-    /// after use, so an idle subscriber holds no ciphertext.
-    private static let keptCapacity = 4096
+    /// after use, so an idle subscriber holds no ciphertext (0: always freed; malloc is cheap next
+    /// to the AEAD pass, and thousands of idle subscribers add up).
+    private static let keptCapacity = 0
 
     /// A server-side session on `context`; nil when OpenSSL cannot allocate one.
     init?(context: TLSContext) {

@@ -483,6 +483,19 @@ def test_certificate_reload_on_sighup(tls_factory, certs):
     assert "TLS certificate reloaded" in d.log()
 
 
+def test_reload_with_a_broken_key_keeps_the_running_certificate(tls_factory, certs):
+    d = tls_factory()
+    (certs / "server.key").write_text("not a key\n")
+    d.proc.send_signal(signal.SIGHUP)
+    end = time.monotonic() + 10
+    while "reload refused" not in d.log() and time.monotonic() < end:
+        time.sleep(0.1)
+    log = d.log()
+    assert "reload refused" in log and "tls.private_key" in log, log
+    with d.client(timeout=5.0) as c:  # still the original certificate, still serving
+        assert c.get(d.url("/healthz")).status_code == 200
+
+
 def test_bad_certificate_is_a_config_error(backend, tmp_path, certs):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHD_")}
     env.update({"PUSHD_TLS_CERTIFICATE": str(tmp_path / "missing.pem"),
