@@ -29,13 +29,16 @@ let package = Package(
         .systemLibrary(
             name: "COpenSSL", path: "Sources/COpenSSL",
             pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(
+            name: "CZlib", path: "Sources/CZlib",
+            pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // The one C shim: what Swift cannot import (macros, _GNU_SOURCE-only functions, epoll/eventfd).
         .target(name: "CPushShim", dependencies: ["CLibURing"]),
 
         // Pure Swift, no I/O: HTTP/1.1 parser, SSE encoder, event ids, topics, Broker, stream logs.
         .target(
             name: "PushCore",
-            dependencies: [.product(name: "DequeModule", package: "swift-collections")]),
+            dependencies: ["CZlib", .product(name: "DequeModule", package: "swift-collections")]),
         // Event loops: io_uring and epoll backends behind one protocol. Knows bytes and fds only.
         .target(name: "PushLoop", dependencies: ["CPushShim", "CLibURing"]),
         // Endpoints: routes HTTP requests, owns listeners, loops and per-loop fan-out.

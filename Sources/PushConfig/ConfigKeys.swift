@@ -121,6 +121,20 @@ extension KeySpec {
         }
     }
 
+    /// `true`/`false` (also `yes`/`no`, `on`/`off`, `1`/`0`), case-insensitive.
+    static func boolean(
+        _ path: String, _ set: @escaping @Sendable (inout ServerConfiguration, Bool) -> Void
+    ) -> KeySpec {
+        scalar(path, expected: "must be true or false") { text, config in
+            switch text.trimmingWhitespace().lowercased() {
+            case "true", "yes", "on", "1": set(&config, true)
+            case "false", "no", "off", "0": set(&config, false)
+            default: return false
+            }
+            return true
+        }
+    }
+
     static func choice(
         _ path: String, _ options: [String],
         _ set: @escaping @Sendable (inout ServerConfiguration, String) -> Void
@@ -203,6 +217,12 @@ enum ConfigKeys {
             $0.loop.acceptBackoffMilliseconds = $1
         },
 
+        .size("websocket.max_message_bytes", 125...(1 << 30)) { $0.websocket.maxMessageBytes = $1 },
+        .seconds("websocket.ping_interval", 0...3600) { $0.websocket.pingInterval = $1 },
+        .seconds("websocket.pong_timeout", 0...3600) { $0.websocket.pongTimeout = $1 },
+        .boolean("websocket.permessage_deflate") { $0.websocket.permessageDeflate = $1 },
+        .boolean("websocket.allow_publish") { $0.websocket.allowPublish = $1 },
+        .boolean("websocket.echo_endpoint") { $0.websocket.echoEndpoint = $1 },
         .scalar("tls.certificate", expected: "must be an absolute file path, or empty for no TLS") { text, config in
             let path = text.trimmingWhitespace()
             guard path.isEmpty || path.hasPrefix("/") else { return false }

@@ -10,6 +10,9 @@ final class Connection {
         case http
         /// An SSE stream: no more requests are read; events flow out until either side closes.
         case eventStream
+        /// A WebSocket (RFC 6455): frames are read and written until either side closes; `ws`
+        /// holds its state.
+        case webSocket
     }
 
     let id: ConnectionID
@@ -40,6 +43,8 @@ final class Connection {
     var slowDrops = 0
     /// Whether the peer closed its side.
     var peerClosed = false
+    /// WebSocket state, once the connection was upgraded.
+    var ws: WebSocketSession?
     /// TLS state when the server terminates TLS (TLSSession.swift); nil for plaintext.
     var tls: TLSSession?
 

@@ -49,8 +49,7 @@ extension LoopWorker {
 
     /// Ends one connection as soon as that is clean.
     ///
-    /// Extension point for other transports: a WebSocket mode adds its case here, queueing a close
-    /// frame with code 1001 (going away) once, then closing after the peer's close or the flush.
+    /// A WebSocket gets a Close 1001 (going away) once and closes after it is written.
     func drain(_ c: Connection) {
         switch c.mode {
         case .eventStream:
@@ -58,6 +57,8 @@ extension LoopWorker {
             // connection; one with nothing in flight is closed here.
             c.closeAfterFlush = true
             if c.out.isIdle { finish(c) } else if !c.out.isSending { startSend(c) }
+        case .webSocket:
+            webSocketDrain(c)
         case .http:
             // Idle keep-alive connections go now; a request in progress gets its answer (with
             // `Connection: close`, as every answer while draining) and then the connection closes.

@@ -17,6 +17,7 @@ extension LoopWorker {
         shared.stats.request()
         let keepAlive = head.keepAlive && !shared.isDraining
         let path = head.path
+        if WebSocketHandshake.isUpgradeRequest(head.headers), routeWebSocket(c, head: head) { return }
         if path.hasPrefix("/topics/") {
             let raw = path.dropFirst("/topics/".count)
             switch head.method {

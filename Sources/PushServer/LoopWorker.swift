@@ -91,6 +91,7 @@ final class LoopWorker: LoopHandler {
 
     /// Handles received plaintext: the bytes as read, or as decrypted on a TLS connection.
     func handlePlaintext(_ c: Connection, _ bytes: UnsafeRawBufferPointer) {
+        if c.mode == .webSocket { return webSocketReceived(c, bytes) }
         guard c.mode == .http, !c.closeAfterFlush else { return }  // a stream reads nothing more
         var rest = bytes
         // Parse until the parser asks for more bytes: `.end` of a body-less request comes back
@@ -135,12 +136,19 @@ final class LoopWorker: LoopHandler {
                 return
             }
         }
+        // Frames the client sent right behind its upgrade request.
+        if c.mode == .webSocket, rest.count > 0 { return webSocketReceived(c, rest) }
         startSend(c)
     }
 
     func receiveEnded(_ id: ConnectionID, error: Int32) {
         guard let c = connection(id), !c.closing else { return }
         c.peerClosed = true
+        if c.mode == .webSocket {
+            // Write a queued Close frame first; a peer gone without one is cut at once.
+            if c.ws?.closeSent == true && error == 0 { c.closeAfterFlush = true } else { close(c) }
+            return
+        }
         if c.mode == .eventStream || error != 0 || c.out.isIdle {
             close(c)
         } else {
@@ -175,6 +183,7 @@ final class LoopWorker: LoopHandler {
         guard slot < connections.count, let c = connections[slot], c.id == id else { return }
         connections[slot] = nil
         shared.stats.connectionClosed(wasStream: c.mode == .eventStream)
+        if c.mode == .webSocket { shared.stats.webSocketClosed() }
     }
 
     func woken() {
@@ -228,7 +237,7 @@ final class LoopWorker: LoopHandler {
     func close(_ c: Connection) {
         guard !c.closing else { return }
         c.closing = true
-        if c.mode == .eventStream { fanout.unsubscribe(c.out) }
+        if c.mode != .http { fanout.unsubscribe(c.out) }
         c.out.discardQueued()
         c.parser = nil
         loop.close(c.id)
@@ -263,6 +272,10 @@ final class LoopWorker: LoopHandler {
         }
         for queue in fanout.takeEvicted() {
             guard let c = connection(Connection.id(fromToken: queue.token)) else { continue }
+            if c.mode == .webSocket {
+                webSocketEvicted(c)
+                continue
+            }
             c.evictedAt = now
             if !c.out.isSending { close(c) }
         }
@@ -290,6 +303,8 @@ final class LoopWorker: LoopHandler {
                     c.out.enqueue(ServerShared.heartbeatBytes)
                     startSend(c)
                 }
+            case .webSocket:
+                webSocketTick(c)
             case .http:
                 if c.headStarted != 0, headerTimeout > 0, now - c.headStarted > headerTimeout {
                     reply(

@@ -34,6 +34,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var replay = ReplaySettings()
     /// `loop.*`: event loop tuning.
     public var loop = LoopOptions()
+    /// `websocket.*`: the WebSocket transport.
+    public var websocket = WebSocketSettings()
     /// `tls.*`: optional TLS termination (TLSContext.swift).
     public var tls = TLSSettings()
 
@@ -44,6 +46,7 @@ public struct ServerConfiguration: Sendable, Equatable {
             && a.logLevel == b.logLevel && a.shutdownTimeout == b.shutdownTimeout && a.accessLog == b.accessLog
             && a.stateDirectory == b.stateDirectory && a.http == b.http
             && a.sse == b.sse && a.subscriber == b.subscriber && a.replay == b.replay && a.loop == b.loop
+            && a.websocket == b.websocket
             && a.tls == b.tls
     }
 }

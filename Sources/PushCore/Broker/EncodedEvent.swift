@@ -13,6 +13,8 @@ public final class EncodedEvent: Sendable {
     public let data: SharedBytes
     /// The complete SSE wire bytes of the event (`id:`, `event:`, `data:` lines and the blank line).
     public let sse: SharedBytes
+    /// The event's WebSocket frames, built on first use per format (`webSocketFrame(_:)`).
+    public let webSocketFrames = WebSocketEventFrames()
 
     public init(id: EventID, topic: String, name: String?, data: SharedBytes) {
         self.id = id

@@ -9,10 +9,10 @@ public final class LoopFanout {
     public let broker: Broker
     public var limits: QueueLimits
     public var slowPolicy: SlowPolicy
-    private let chunkSize: Int
+    let chunkSize: Int
 
-    private var logsByKey: [StreamKey: StreamLog] = [:]
-    private var logsByTopic: [String: [StreamLog]] = [:]
+    var logsByKey: [StreamKey: StreamLog] = [:]
+    var logsByTopic: [String: [StreamLog]] = [:]
     private var dirtyLogs: [StreamLog] = []
     /// Logs whose queue-limit check is due at the next `fanOut`.
     private var pendingMaintenance: [StreamLog] = []
@@ -40,7 +40,7 @@ public final class LoopFanout {
     public private(set) var eventsFannedOut: UInt64 = 0
     public private(set) var slowDisconnects: UInt64 = 0
     public private(set) var slowDrops: UInt64 = 0
-    public private(set) var subscriberCount = 0
+    public internal(set) var subscriberCount = 0
 
     public init(loopIndex: Int, broker: Broker, limits: QueueLimits, slowPolicy: SlowPolicy, chunkSize: Int = 16 * 1024) {
         self.loopIndex = loopIndex
@@ -71,7 +71,9 @@ public final class LoopFanout {
                 if !log.dirty { dirtyLogs.append(log) }
                 switch log.key.format {
                 case .sse: log.append(event.sse.buffer)
+                case .webSocket(let format): log.append(event.webSocketFrame(format).buffer)
                 }
+                log.lastEventID = event.id
             }
             eventsFannedOut &+= 1
         }
@@ -131,7 +133,7 @@ public final class LoopFanout {
         detach(queue, from: log)
     }
 
-    private func detach(_ queue: OutboundQueue, from log: StreamLog) {
+    func detach(_ queue: OutboundQueue, from log: StreamLog) {
         log.detach(queue)
         subscriberCount -= 1
         broker.unsubscribe(loop: loopIndex, topics: log.key.topics)

@@ -42,6 +42,8 @@ public struct StreamKey: Hashable, Sendable {
 public enum StreamFormat: Hashable, Sendable {
     /// Server-Sent Events (`EncodedEvent.sse`).
     case sse
+    /// WebSocket frames (`EncodedEvent.webSocketFrame(_:)`, RFC 6455 §5.6).
+    case webSocket(WebSocketFrameFormat)
 }
 
 /// One loop's append-only byte log for one `StreamKey`: every event for the key's topics, in id
@@ -63,6 +65,8 @@ public final class StreamLog {
     public internal(set) var subscribers: [OutboundQueue] = []
     /// Set when events were appended since the last send pass.
     var dirty = false
+    /// The id of the newest event appended (nil before the first).
+    public internal(set) var lastEventID: EventID?
     private let chunkSize: Int
     private var scanAtOffset: UInt64 = 0
     private var scanAtEvent: UInt64 = 0

@@ -1,0 +1,316 @@
+import COpenSSL
+import PushCore
+import PushLoop
+
+/// `Sec-WebSocket-Accept` through OpenSSL (RFC 6455 §4.2.2 item 5.4: base64 of the SHA-1).
+enum WebSocketAccept {
+    /// `base64(SHA-1(utf8(input)))` with OpenSSL's `SHA1` and `EVP_EncodeBlock`.
+    static func sha1Base64(_ input: String) -> String {
+        let bytes = Array(input.utf8)
+        var digest = [UInt8](repeating: 0, count: Int(SHA_DIGEST_LENGTH))
+        _ = SHA1(bytes, bytes.count, &digest)
+        var out = [UInt8](repeating: 0, count: 4 * ((digest.count + 2) / 3) + 1)
+        let n = EVP_EncodeBlock(&out, digest, Int32(digest.count))
+        return String(decoding: out[0..<Int(n)], as: UTF8.self)
+    }
+}
+
+/// The WebSocket transport (API.md "Subscribe", RFC 6455, RFC 7692), on the same fan-out as SSE.
+///
+/// | path | what |
+/// |---|---|
+/// | `GET /topics/{topic}` + `Upgrade: websocket` | one topic |
+/// | `GET /subscribe?topic=a&topic=b` + upgrade | several topics (none: subscribe by command) |
+/// | `GET /ws/echo` + upgrade | echo, only with `websocket.echo_endpoint: true` |
+///
+/// Query: `format=envelope` (default) or `format=raw`, `last_event_id=<id>` (or the
+/// `Last-Event-ID` header). Every refusal happens before the 101, as a JSON HTTP error.
+extension LoopWorker {
+    // MARK: - Upgrade (RFC 6455 §4.2)
+
+    /// Handles an upgrade request on a WebSocket path. Returns false for other paths (the
+    /// caller routes them as plain HTTP).
+    func routeWebSocket(_ c: Connection, head: HTTPRequestHead) -> Bool {
+        let path = head.path
+        var rawTopics: [Substring] = []
+        var decoded = false
+        var echo = false
+        guard let items = PercentDecoding.queryItems(head.query) else {
+            if path.hasPrefix("/topics/") || path == "/subscribe" {
+                wsRefuse(c, 400, "bad_query", "the query string has a malformed percent-escape")
+                return true
+            }
+            return false
+        }
+        if path.hasPrefix("/topics/") {
+            rawTopics = [path.dropFirst("/topics/".count)]
+        } else if path == "/subscribe" {
+            decoded = true
+            rawTopics = items.filter { $0.name == "topic" }.map { Substring($0.value) }
+        } else if path == "/ws/echo" && config.websocket.echoEndpoint {
+            echo = true
+        } else {
+            return false
+        }
+        if shared.isDraining {
+            wsRefuse(c, 503, "draining", "pushd is shutting down; reconnect shortly")
+            return true
+        }
+        let deflateOffer = config.websocket.permessageDeflate ? PerMessageDeflateConfiguration(serverNoContextTakeover: true) : nil
+        let agreed: WebSocketHandshakeResponse
+        switch WebSocketHandshake.negotiate(head, deflate: deflateOffer, sha1Base64: WebSocketAccept.sha1Base64) {
+        case .success(let r): agreed = r
+        case .failure(let e):
+            let code = e.status == 405 ? "method_not_allowed" : e.status == 426 ? "upgrade_required" : "bad_handshake"
+            wsRefuse(c, e.status, code, e.message, headers: e.responseHeaders.map { ($0.name, $0.value) })
+            return true
+        }
+        guard rawTopics.count <= config.http.maxTopicsPerConnection else {
+            wsRefuse(c, 400, "too_many_topics",
+                     "\(rawTopics.count) topics; limits.max_topics_per_connection is \(config.http.maxTopicsPerConnection)")
+            return true
+        }
+        var topics: [String] = []
+        for raw in rawTopics {
+            guard let name = decoded ? String(raw) : PercentDecoding.decode(raw) else {
+                wsRefuse(c, 400, "bad_topic", "the topic has a malformed percent-escape")
+                return true
+            }
+            if let problem = TopicName.problem(in: name) {
+                wsRefuse(c, 400, "bad_topic", problem.message)
+                return true
+            }
+            if !topics.contains(name) { topics.append(name) }
+        }
+        var message = WebSocketFrameFormat.Message.envelope
+        switch items.last(where: { $0.name == "format" })?.value {
+        case nil, "envelope", "json": break
+        case "raw": message = .raw
+        case let other?:
+            wsRefuse(c, 400, "bad_format", "format must be envelope or raw, not \(JSON.quoted(other))")
+            return true
+        }
+        var lastEventID = head.headers["Last-Event-ID"]
+        if let q = items.first(where: { $0.name == "last_event_id" }) { lastEventID = q.value }
+        if lastEventID?.isEmpty == true { lastEventID = nil }  // empty means no cursor (API.md)
+
+        var response = "HTTP/1.1 101 Switching Protocols\r\n"
+        for (name, value) in agreed.headers { response += "\(name): \(value)\r\n" }
+        response += "\r\n"
+        c.out.enqueue(SharedBytes(string: response))
+        c.mode = .webSocket
+        c.parser = nil
+        c.head = nil
+        let session = WebSocketSession(
+            maxMessageBytes: config.websocket.maxMessageBytes, echo: echo, message: message,
+            deflate: agreed.permessageDeflate, now: now)
+        c.ws = session
+        shared.stats.webSocketOpened()
+        if !topics.isEmpty {
+            wsMove(c, session, to: topics, added: Set(topics), addedCursor: lastEventID)
+        }
+        startSend(c)
+        return true
+    }
+
+    private func wsRefuse(_ c: Connection, _ status: Int, _ code: String, _ message: String, headers: [(String, String)] = []) {
+        reply(c, HTTPResponse.error(status: status, code: code, message: message, extraHeaders: headers, close: true), close: true)
+    }
+
+    // MARK: - Subscriptions
+
+    /// Moves the connection to the log of `topics` (see `LoopFanout.resubscribe`) and queues what
+    /// the move produced: unsent old-log frames, the gap signal, the replay.
+    private func wsMove(
+        _ c: Connection, _ s: WebSocketSession, to topics: [String], added: Set<String>, addedCursor: String?,
+        ack: [UInt8]? = nil
+    ) {
+        let move = fanout.resubscribe(
+            c.out, to: topics, format: s.format, sentThrough: s.cursor, attachedAtEvent: s.attachedAtEvent,
+            added: added, addedCursor: addedCursor, nowMilliseconds: Clock.wallMilliseconds())
+        s.topics = topics
+        s.cursor = move.cursor
+        s.attachedAtEvent = move.attachedAtEvent
+        if let flushed = move.flushed { c.out.enqueue(flushed) }
+        if let ack { wsSendText(c, ack) }
+        if let gap = move.gap {
+            wsSendText(c, WebSocketMessages.gap(lastEventID: gap.lastEventID, oldestRetained: gap.oldestRetained))
+            shared.stats.replayGap()
+        }
+        guard case .webSocket(let format) = s.format else { return }
+        for event in move.replay { c.out.enqueue(event.webSocketFrame(format)) }
+        if !move.replay.isEmpty { shared.stats.replayed(move.replay.count) }
+    }
+
+    // MARK: - Reading (RFC 6455 §5, §6.2)
+
+    /// Decodes client frames from `bytes` and acts on each message.
+    func webSocketReceived(_ c: Connection, _ bytes: UnsafeRawBufferPointer) {
+        guard let s = c.ws, !s.closeSent else { return }
+        var rest = bytes
+        while !s.closeSent && !c.closing {
+            let (consumed, event) = s.decoder.parse(rest)
+            rest = UnsafeRawBufferPointer(rebasing: rest[consumed...])
+            switch event {
+            case .needMoreData:
+                startSend(c)
+                return
+            case .text(let payload):
+                wsMessage(c, s, isText: true, payload)
+            case .binary(let payload):
+                wsMessage(c, s, isText: false, payload)
+            case .deflated(let isText, let compressed):
+                if s.inflater == nil {
+                    let p = s.deflate!
+                    s.inflater = PerMessageInflater(windowBits: p.clientMaxWindowBits, noContextTakeover: p.clientNoContextTakeover)
+                }
+                switch s.inflater!.inflate(compressed, limit: config.websocket.maxMessageBytes) {
+                case .failure(.tooBig):
+                    wsClose(c, .messageTooBig, "message exceeds \(config.websocket.maxMessageBytes) bytes once inflated")
+                case .failure(.corrupt):
+                    wsClose(c, .invalidPayloadData, "compressed message is not valid DEFLATE data")
+                case .success(let payload):
+                    if isText, !WebSocketUTF8Validator.isValid(payload) {
+                        wsClose(c, .invalidPayloadData, "text message is not valid UTF-8")
+                    } else {
+                        wsMessage(c, s, isText: isText, payload)
+                    }
+                }
+            case .ping(let payload):
+                c.out.enqueue(SharedBytes(WebSocketFrameEncoder.pong(payload)))
+            case .pong:
+                s.pingOutstandingSince = 0
+            case .close(let code, _):
+                // Echo the status code (RFC 6455 §5.5.1); none when the client sent none.
+                wsClose(c, code.map { WebSocketCloseCode($0) }, "")
+            case .error(let code, let reason):
+                wsClose(c, code, reason)
+            }
+            if c.out.queuedSegmentBytes > max(4 << 20, 2 * config.websocket.maxMessageBytes) {
+                // Pings, commands or echoes faster than the client reads the answers.
+                logger.notice("closing WebSocket \(c.peer): over \(c.out.queuedSegmentBytes) bytes of unread replies")
+                close(c)
+                return
+            }
+        }
+        startSend(c)
+    }
+
+    private func wsMessage(_ c: Connection, _ s: WebSocketSession, isText: Bool, _ payload: [UInt8]) {
+        if s.echo {
+            let opcode: WebSocketOpcode = isText ? .text : .binary
+            if let p = s.deflate, let compressed = PerMessageDeflateCodec.compress(payload, windowBits: max(9, p.serverMaxWindowBits)) {
+                c.out.enqueue(WebSocketFrameEncoder.sharedFrame(opcode, payload: compressed, compressed: true))
+            } else {
+                c.out.enqueue(WebSocketFrameEncoder.sharedFrame(opcode, payload: payload))
+            }
+            return
+        }
+        guard isText else {
+            wsSendText(c, WebSocketMessages.error(code: "binary_not_supported", message: "commands are JSON text messages"))
+            return
+        }
+        wsCommand(c, s, payload)
+    }
+
+    private func wsSendText(_ c: Connection, _ payload: [UInt8]) {
+        c.out.enqueue(WebSocketFrameEncoder.sharedFrame(.text, payload: payload))
+    }
+
+    // MARK: - Commands (API.md "Subscribe")
+
+    private func wsCommand(_ c: Connection, _ s: WebSocketSession, _ payload: [UInt8]) {
+        let command: WebSocketCommand
+        switch WebSocketMessages.parseCommand(payload) {
+        case .failure(let e): return wsSendText(c, WebSocketMessages.error(e))
+        case .success(let cmd): command = cmd
+        }
+        let ref = command.ref
+        func refuse(_ code: String, _ message: String) {
+            wsSendText(c, WebSocketMessages.error(code: code, message: message, ref: ref))
+        }
+        switch command {
+        case .subscribe(let topic, let cursor, _):
+            let lastEventID = cursor?.isEmpty == true ? nil : cursor
+            if let problem = TopicName.problem(in: topic) { return refuse("bad_topic", problem.message) }
+            if s.topics.contains(topic) { return wsSendText(c, WebSocketMessages.ack(ref: ref)) }
+            guard s.topics.count < config.http.maxTopicsPerConnection else {
+                return refuse("too_many_topics", "limits.max_topics_per_connection is \(config.http.maxTopicsPerConnection)")
+            }
+            if shared.isDraining { return refuse("draining", "pushd is shutting down") }
+            wsMove(c, s, to: s.topics + [topic], added: [topic], addedCursor: lastEventID, ack: WebSocketMessages.ack(ref: ref))
+        case .unsubscribe(let topic, _):
+            guard s.topics.contains(topic) else { return refuse("not_subscribed", "not subscribed to \(JSON.quoted(topic))") }
+            wsMove(c, s, to: s.topics.filter { $0 != topic }, added: [], addedCursor: nil, ack: WebSocketMessages.ack(ref: ref))
+        case .publish(let topic, let name, let data, _):
+            guard config.websocket.allowPublish else {
+                return refuse("forbidden", "this connection has no publish rights (websocket.allow_publish is off)")
+            }
+            if let problem = TopicName.problem(in: topic) { return refuse("bad_topic", problem.message) }
+            if let name, !EventName.isValid(name) {
+                return refuse("bad_event_name", "event name must match [A-Za-z0-9._-]{1,64} and not start with \"pushd.\"")
+            }
+            let bytes = Array(data.utf8)
+            guard bytes.count <= config.http.maxEventBytes else {
+                return refuse("event_too_large", "event data is \(bytes.count) bytes; limits.max_event_bytes is \(config.http.maxEventBytes)")
+            }
+            let event = shared.broker.publish(
+                topic: topic, name: name, data: SharedBytes(bytes), fromLoop: index, nowMilliseconds: Clock.wallMilliseconds())
+            shared.stats.published()
+            wsSendText(c, WebSocketMessages.ack(ref: ref, id: event.id))
+        }
+    }
+
+    // MARK: - Closing (RFC 6455 §5.5.1, §7)
+
+    /// Queues a Close frame (nothing is sent after it: the subscriber leaves the fan-out) and
+    /// closes the TCP connection once it is written, or 2 s later if it is not.
+    func wsClose(_ c: Connection, _ code: WebSocketCloseCode?, _ reason: String) {
+        guard let s = c.ws, !s.closeSent, !c.closing else { return }
+        s.closeSent = true
+        s.closeSentAt = now
+        fanout.unsubscribe(c.out)
+        c.out.enqueue(SharedBytes(WebSocketFrameEncoder.close(code: code, reason: reason)))
+        c.closeAfterFlush = true
+        if !startSend(c), c.out.isIdle { close(c) }
+    }
+
+    /// Once a second: the 2 s Close deadline, server Pings and the Pong timeout.
+    func webSocketTick(_ c: Connection) {
+        guard let s = c.ws else { return }
+        if s.closeSent {
+            if now - s.closeSentAt > 2_000_000_000 { close(c) }
+            return
+        }
+        let ws = config.websocket
+        if s.pingOutstandingSince != 0 {
+            if ws.pongTimeout > 0, now - s.pingOutstandingSince > UInt64(ws.pongTimeout * 1e9) {
+                wsClose(c, .internalError, "no pong within \(ws.pongTimeout) s")
+            }
+            return
+        }
+        if ws.pingInterval > 0, now - s.lastPingAt >= UInt64(ws.pingInterval * 1e9) {
+            s.lastPingAt = now
+            s.pingOutstandingSince = now
+            c.out.enqueue(Self.serverPing)
+            startSend(c)
+        }
+    }
+
+    /// The server's Ping (RFC 6455 §5.5.2), empty payload, shared by every connection.
+    static var serverPing: SharedBytes { webSocketServerPing }
+
+    /// Drain (SIGTERM, `Drain.swift`): Close 1001 "going away" once (RFC 6455 §7.4.1); the TCP
+    /// connection closes once it is written, or 2 s later.
+    func webSocketDrain(_ c: Connection) {
+        wsClose(c, .goingAway, "pushd is shutting down; reconnect with last_event_id")
+    }
+
+    /// Called when the `disconnect` slow policy evicted a WebSocket subscriber: a Close 1008 with
+    /// the reason, then the TCP close.
+    func webSocketEvicted(_ c: Connection) {
+        wsClose(c, .policyViolation, "slow subscriber: queue limit exceeded; reconnect with last_event_id")
+    }
+}
+
+private let webSocketServerPing = SharedBytes(WebSocketFrameEncoder.ping())

@@ -1,0 +1,48 @@
+import PushCore
+
+/// The WebSocket state of one upgraded connection (RFC 6455): the frame decoder for what the
+/// client sends, what was negotiated, the topic set, the replay cursor, and the keep-alive and
+/// closing handshake. Lives on the connection's loop.
+final class WebSocketSession {
+    /// Decodes client frames (masking, limits, fragmentation, UTF-8, RFC 6455 §5).
+    var decoder: WebSocketFrameDecoder
+    /// `GET /ws/echo`: every message is sent back; no commands, no subscription.
+    let echo: Bool
+    /// Envelope or raw (`?format=raw`).
+    let message: WebSocketFrameFormat.Message
+    /// The agreed permessage-deflate parameters (RFC 7692 §7.1), nil when not in use.
+    let deflate: PerMessageDeflateParameters?
+    /// Inflates compressed client messages (RFC 7692 §7.2.2); created on first use.
+    var inflater: PerMessageInflater?
+    /// The subscribed topics, in the order the client added them.
+    var topics: [String] = []
+    /// See `LoopFanout.Move.cursor`: every event of `topics` up to this id was given.
+    var cursor: EventID?
+    /// `LoopFanout.Move.attachedAtEvent` of the current log.
+    var attachedAtEvent: UInt64 = 0
+    /// A Close frame was queued (RFC 6455 §5.5.1): nothing else is sent, the TCP connection is
+    /// closed once it is written (or 2 s later, `closeSentAt`).
+    var closeSent = false
+    /// Monotonic ns when the Close frame was queued.
+    var closeSentAt: UInt64 = 0
+    /// Monotonic ns of the last server Ping.
+    var lastPingAt: UInt64
+    /// Monotonic ns when the unanswered Ping was sent, 0 when none is outstanding.
+    var pingOutstandingSince: UInt64 = 0
+
+    init(
+        maxMessageBytes: Int, echo: Bool, message: WebSocketFrameFormat.Message,
+        deflate: PerMessageDeflateParameters?, now: UInt64
+    ) {
+        self.decoder = WebSocketFrameDecoder(maxMessageBytes: maxMessageBytes, permessageDeflate: deflate != nil)
+        self.echo = echo
+        self.message = message
+        self.deflate = deflate
+        self.lastPingAt = now
+    }
+
+    /// The stream format of this subscriber's log: its message form and compression window.
+    var format: StreamFormat {
+        .webSocket(WebSocketFrameFormat(message: message, deflateWindowBits: deflate.map { max(9, $0.serverMaxWindowBits) } ?? 0))
+    }
+}
