@@ -148,6 +148,42 @@ extension KeySpec {
     }
 }
 
+extension KeySpec {
+    /// A key taking a list of strings: a YAML sequence, or one comma-separated string (environment
+    /// variables); an empty string is the empty list. Entries are trimmed and must not be empty.
+    /// `valid` checks each entry; a bad one is reported at `PATH[i]`, quoted unless `secret`.
+    static func stringList(
+        _ path: String, expected: String = "must not be empty", secret: Bool = false,
+        valid: @escaping @Sendable (String) -> Bool = { !$0.isEmpty },
+        _ set: @escaping @Sendable (inout ServerConfiguration, [String]) -> Void
+    ) -> KeySpec {
+        KeySpec(path: path) { raw, config in
+            let items: [String]
+            switch raw {
+            case .list(let list): items = list.map { $0.trimmingWhitespace() }
+            case .scalar(let text):
+                let t = text.trimmingWhitespace()
+                items = t.isEmpty || t == "[]" ? [] : t.split(separator: ",", omittingEmptySubsequences: false).map {
+                    String($0).trimmingWhitespace()
+                }
+            }
+            if let i = items.firstIndex(where: { $0.isEmpty || !valid($0) }) {
+                return [ValueFailure(subPath: "[\(i)]", expected: expected, got: secret ? nil : items[i])]
+            }
+            set(&config, items)
+            return []
+        }
+    }
+
+    /// A key taking any string (trimmed).
+    static func text(_ path: String, _ set: @escaping @Sendable (inout ServerConfiguration, String) -> Void) -> KeySpec {
+        scalar(path, expected: "must be a string") { text, config in
+            set(&config, text.trimmingWhitespace())
+            return true
+        }
+    }
+}
+
 // MARK: - The keys
 
 /// Every configuration key, in the order of `config/pushd.yaml`. The single source of truth for
@@ -223,6 +259,41 @@ enum ConfigKeys {
         .boolean("websocket.permessage_deflate") { $0.websocket.permessageDeflate = $1 },
         .boolean("websocket.allow_publish") { $0.websocket.allowPublish = $1 },
         .boolean("websocket.echo_endpoint") { $0.websocket.echoEndpoint = $1 },
+        .stringList(
+            "auth.publish.tokens", expected: "must be at least 16 characters of A-Z a-z 0-9 - . _ ~ + / =", secret: true,
+            valid: AuthConfigCheck.isValidStaticToken
+        ) { $0.auth.publishTokens = $1 },
+        .choice("auth.publish.allow_anonymous", ["true", "false"]) { config, word in
+            config.auth.allowAnonymousPublish = word == "true"
+        },
+        .stringList(
+            "auth.jwt.secrets", expected: "must be at least 32 bytes (RFC 7518 §3.2) and not a PEM key", secret: true,
+            valid: AuthConfigCheck.isValidSecret
+        ) { $0.auth.jwtSecrets = $1 },
+        .stringList("auth.jwt.public_keys", expected: "must be an absolute path to a PEM file", valid: { $0.hasPrefix("/") }) {
+            $0.auth.jwtPublicKeys = $1
+        },
+        .text("auth.jwt.audience") { $0.auth.jwtAudience = $1 },
+        .text("auth.jwt.issuer") { $0.auth.jwtIssuer = $1 },
+        .seconds("auth.jwt.leeway", 0...3600) { $0.auth.jwtLeeway = $1 },
+        .stringList(
+            "auth.private_topics", expected: "must be a topic name, PREFIX/* or *", valid: AuthConfigCheck.isValidTopicPattern
+        ) { $0.auth.privateTopics = $1 },
+        .scalar("auth.cookie_name", expected: "must be a cookie name (an RFC 9110 token)") { text, config in
+            let name = text.trimmingWhitespace()
+            guard AuthConfigCheck.isValidCookieName(name) else { return false }
+            config.auth.cookieName = name
+            return true
+        },
+
+        .stringList(
+            "cors.allowed_origins", expected: "must be * or an origin SCHEME://HOST[:PORT] in lower case, without a path",
+            valid: { $0 == "*" || AuthConfigCheck.isOrigin($0) }
+        ) { $0.cors.allowedOrigins = $1 },
+        .choice("cors.allow_credentials", ["true", "false"]) { config, word in
+            config.cors.allowCredentials = word == "true"
+        },
+        .seconds("cors.max_age", 0...86_400) { $0.cors.maxAge = $1 },
         .scalar("tls.certificate", expected: "must be an absolute file path, or empty for no TLS") { text, config in
             let path = text.trimmingWhitespace()
             guard path.isEmpty || path.hasPrefix("/") else { return false }
@@ -301,6 +372,9 @@ enum ConfigKeys {
                         + "(\(ValueForms.formatSize(config.http.maxEventBytes)))",
                     got: ValueForms.formatSize(config.http.maxBatchBytes))
             ))
+        }
+        for problem in AuthConfigCheck.problems(config) {
+            result.append((problem.path, ValueFailure(expected: problem.message, got: problem.got)))
         }
         // The certificate and key are loaded and checked now, so a bad file stops the daemon
         // (exit 78) and a SIGHUP reload with one keeps the running certificate.

@@ -227,7 +227,9 @@ public enum ConfigLoader {
 
     static func crossIssues(_ config: ServerConfiguration) -> [ConfigIssue] {
         ConfigKeys.crossChecks(config).map { check in
-            ConfigIssue(keyPath: check.path, reason: check.failure.expected + (check.failure.got.map { " (got \($0))" } ?? ""))
+            ConfigIssue(
+                keyPath: check.path,
+                reason: check.failure.expected + (check.failure.got.map { " (got \($0))" } ?? ""))
         }
     }
 

@@ -28,7 +28,7 @@ extension LoopWorker {
     private func logAccess(_ c: Connection, status: Int) {
         guard let head = accessPending else { return }
         accessPending = nil
-        let target = head.query.map { head.path + "?" + $0 } ?? head.path
+        let target = head.query.map { head.path + "?" + Self.redactedQuery($0) } ?? head.path  // no tokens in logs
         logger.info(
             "\("\(head.method)".uppercased()) \(target) \(status)",
             metadata: ["peer": "\(c.peer)", "access": "1"])

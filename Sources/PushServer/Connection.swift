@@ -39,6 +39,8 @@ final class Connection {
     var evictedAt: UInt64 = 0
     /// Monotonic ns when the connection became an event stream (for `sse.max_stream_age`).
     var streamStarted: UInt64 = 0
+    /// Wall-clock ms when the stream's token expires and the stream is ended (0: never; Auth.swift).
+    var authExpiresAt: UInt64 = 0
     /// How many times the `drop` policy skipped this subscriber's backlog.
     var slowDrops = 0
     /// Whether the peer closed its side.

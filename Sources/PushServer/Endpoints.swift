@@ -17,6 +17,10 @@ extension LoopWorker {
         shared.stats.request()
         let keepAlive = head.keepAlive && !shared.isDraining
         let path = head.path
+        // CORS (CORS.swift): preflights before any auth; allowed origins on every response.
+        if head.method == .options { return handleOptions(c, head: head, keepAlive: keepAlive) }
+        corsLines = Self.corsLines(auth.cors, head)
+        defer { corsLines = "" }
         if WebSocketHandshake.isUpgradeRequest(head.headers), routeWebSocket(c, head: head) { return }
         if path.hasPrefix("/topics/") {
             let raw = path.dropFirst("/topics/".count)
@@ -55,7 +59,10 @@ extension LoopWorker {
     }
 
     private func fail(_ c: Connection, _ status: Int, _ code: String, _ message: String, _ keepAlive: Bool) {
-        reply(c, HTTPResponse.error(status: status, code: code, message: message, close: !keepAlive), close: !keepAlive)
+        let extra = status == 401 ? [("WWW-Authenticate", "Bearer")] : []  // RFC 6750 §3
+        reply(
+            c, HTTPResponse.error(status: status, code: code, message: message, extraHeaders: extra, close: !keepAlive),
+            close: !keepAlive)
     }
 
     private func methodNotAllowed(_ c: Connection, allow: String, keepAlive: Bool) {
@@ -123,10 +130,12 @@ extension LoopWorker {
 
     private func publish(_ c: Connection, head: HTTPRequestHead, rawTopic: Substring, body: [UInt8], keepAlive: Bool) {
         let outcome = Result { () throws(Refusal) -> Broker.PublishOutcome in
+            let grant = try authorizePublish(head).get()  // Auth.swift
             guard let topic = PercentDecoding.decode(rawTopic) else {
                 throw Refusal(400, "bad_topic", "the topic has a malformed percent-escape")
             }
             if let problem = TopicName.problem(in: topic) { throw Refusal(400, "bad_topic", problem.message) }
+            if let refusal = checkPublish(grant, topic: topic) { throw refusal }
             if head.framing == .none {
                 throw Refusal(411, "length_required", "send the event data with Content-Length or chunked encoding")
             }
@@ -162,6 +171,7 @@ extension LoopWorker {
     /// `POST /publish`: `{"events":[{"topic":..,"event":..,"data":..}, …]}`, all or none, in order.
     private func publishBatch(_ c: Connection, head: HTTPRequestHead, body: [UInt8], keepAlive: Bool) {
         let outcome = Result { () throws(Refusal) -> Broker.PublishOutcome in
+            let grant = try authorizePublish(head).get()  // Auth.swift
             if head.framing == .none {
                 throw Refusal(411, "length_required", "send the batch with Content-Length or chunked encoding")
             }
@@ -200,6 +210,7 @@ extension LoopWorker {
                     }
                 }
                 batch.append(try validatedEvent(topic: topic, name: name, data: Array(data.utf8), field: field).get())
+                if let refusal = checkPublish(grant, topic: topic, field: field + "topic: ") { throw refusal }
             }
             let key = try idempotencyKey(head).get()
             return shared.broker.publish(
@@ -252,10 +263,16 @@ extension LoopWorker {
         if let q = items.first(where: { $0.name == "last_event_id" }) { lastEventID = q.value }
         if lastEventID?.isEmpty == true { lastEventID = nil }
 
+        // Auth.swift: every private topic must be granted, so replay and live carry only those.
+        switch authorizeSubscribe(head, topics: topics) {
+        case .failure(let r): return fail(c, r.status, r.code, r.message, head.keepAlive)
+        case .success(let grant): c.authExpiresAt = grant.expiresAtMilliseconds.map { max($0, 1) } ?? 0
+        }
+
         c.mode = .eventStream
         c.parser = nil
         c.streamStarted = now
-        c.out.enqueue(HTTPResponse.eventStreamHead(prelude: shared.ssePrelude))
+        c.out.enqueue(Self.inserting(corsLines, into: HTTPResponse.eventStreamHead(prelude: shared.ssePrelude)))
         let subscription = fanout.subscribe(
             c.out, topics: topics, format: .sse, lastEventID: lastEventID, nowMilliseconds: Clock.wallMilliseconds())
         if let gap = subscription.gap {

@@ -8,7 +8,8 @@ enum HTTPResponse {
     ) -> SharedBytes {
         var head = "HTTP/1.1 \(status) \(reasonPhrase(status))\r\n"
         if let contentType { head += "Content-Type: \(contentType)\r\n" }
-        head += "Content-Length: \(body.count)\r\n"
+        // RFC 9110 §8.6: no Content-Length in a 204 (CORS preflight answers).
+        if status != 204 { head += "Content-Length: \(body.count)\r\n" }
         for (name, value) in extraHeaders { head += "\(name): \(value)\r\n" }
         if close { head += "Connection: close\r\n" }
         head += "\r\n"

@@ -16,6 +16,10 @@ final class LoopWorker: LoopHandler {
     var config: ServerConfiguration
     /// Generation of `config` (`LiveConfiguration.generation`).
     var configGeneration: UInt64 = 0
+    /// Auth and CORS of `config` (Auth.swift, CORS.swift).
+    var auth: AuthContext
+    /// CORS header lines for the responses of the request being handled (CORS.swift).
+    var corsLines = ""
     /// This loop's heartbeat, lag and counters (Metrics.swift).
     let loopMetrics: LoopMetrics
     /// Events handed to the kernel for this loop's subscribers (published to `loopMetrics` per tick).
@@ -41,6 +45,7 @@ final class LoopWorker: LoopHandler {
         let snapshot = shared.live.current
         self.config = snapshot.config
         self.configGeneration = snapshot.generation
+        self.auth = snapshot.auth
         self.loopMetrics = shared.loopMetrics[index]
         self.logger = logger
         self.now = Clock.monotonicNanoseconds()
@@ -109,6 +114,7 @@ final class LoopWorker: LoopHandler {
             case .head(let head):
                 c.headStarted = 0
                 c.lastActivity = now
+                if refusedBeforeBody(c, head) { break parsing }  // Auth.swift: 401 before a large body
                 c.head = head
                 c.body.removeAll(keepingCapacity: false)
                 if case .contentLength(let n) = head.framing { c.body.reserveCapacity(n) }
@@ -228,6 +234,7 @@ final class LoopWorker: LoopHandler {
 
     /// Queues a complete response; a `close` response ends the connection once written.
     func reply(_ c: Connection, _ response: SharedBytes, close: Bool = false) {
+        let response = corsLines.isEmpty ? response : Self.inserting(corsLines, into: response)
         if accessPending != nil { noteResponse(c, response) }
         c.out.enqueue(response)
         if close { c.closeAfterFlush = true }
@@ -292,11 +299,14 @@ final class LoopWorker: LoopHandler {
         let maxStreamAge = UInt64(config.sse.maxStreamAge * 1e9)
         let headerTimeout = UInt64(config.http.headerTimeout * 1e9)
         let idleTimeout = UInt64(config.http.idleTimeout * 1e9)
+        let wallNow = Clock.wallMilliseconds()  // token expiry (Auth.swift)
         for case let c? in connections where !c.closing {
             switch c.mode {
             case .eventStream:
                 if c.evictedAt != 0 && now - c.evictedAt > 2_000_000_000 {
                     close(c)  // its last send never completed: the peer stopped reading
+                } else if c.authExpiresAt != 0, !c.closeAfterFlush, wallNow >= c.authExpiresAt {
+                    endStream(c)  // its token expired: the client reconnects with a fresh one
                 } else if maxStreamAge > 0, c.out.log != nil, now - c.streamStarted >= maxStreamAge {
                     endStream(c)
                 } else if heartbeat > 0, c.out.isIdle, now - c.lastActivity >= heartbeat {

@@ -13,9 +13,12 @@ final class ConfigSnapshot: Sendable {
     let ssePrelude: [UInt8]
     /// Bumped by each reload.
     let generation: UInt64
+    /// Auth keys and CORS policy (Auth.swift).
+    let auth: AuthContext
 
     init(_ config: ServerConfiguration, generation: UInt64) {
         self.config = config
+        self.auth = AuthContext(config)
         self.ssePrelude = SSEEncoder.prelude(retryMilliseconds: config.sse.retryMilliseconds)
         self.generation = generation
     }
@@ -90,6 +93,7 @@ extension LoopWorker {
         guard live.generation != configGeneration else { return }
         let snapshot = live.current
         configGeneration = snapshot.generation
+        auth = snapshot.auth
         applyConfiguration(snapshot.config)
     }
 

@@ -36,6 +36,10 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var loop = LoopOptions()
     /// `websocket.*`: the WebSocket transport.
     public var websocket = WebSocketSettings()
+    /// `auth.*`: publish and private-topic subscribe auth (AuthSettings.swift).
+    public var auth = AuthSettings()
+    /// `cors.*`: browser cross-origin access (AuthSettings.swift).
+    public var cors = CORSSettings()
     /// `tls.*`: optional TLS termination (TLSContext.swift).
     public var tls = TLSSettings()
 
@@ -47,6 +51,7 @@ public struct ServerConfiguration: Sendable, Equatable {
             && a.stateDirectory == b.stateDirectory && a.http == b.http
             && a.sse == b.sse && a.subscriber == b.subscriber && a.replay == b.replay && a.loop == b.loop
             && a.websocket == b.websocket
+            && a.auth == b.auth && a.cors == b.cors
             && a.tls == b.tls
     }
 }

@@ -1,0 +1,204 @@
+// Publish and subscribe authorization (docs/API.md "Auth"): static bearer tokens and JWTs
+// (RFC 7519) whose `pushd` claim lists topic patterns, checked with OpenSSL (AuthOpenSSL.swift).
+//
+// Hooks for the WebSocket upgrade (all on LoopWorker, loop thread), called before answering 101:
+//   `authorizeWebSocketOrigin(head) -> Refusal?` — 403 when a browser's Origin is not allowed
+//     (CORS.swift); call it first.
+//   `authorizeSubscribe(head, topics:) -> Result<AuthGrant, Refusal>` — for the topics of the URL
+//     (401 no/bad token, 403 topic not granted), and again with the token of the upgrade request
+//     for each later `{"op":"subscribe"}` (answer `{"op":"error"}` on failure). Store
+//     `grant.expiresAtMilliseconds` in `c.authExpiresAt` and end the connection when it passes
+//     (LoopWorker.secondTick does this for `.eventStream`; a WebSocket mode needs the same check,
+//     closing with 1008 policy violation or 4001 on a frame boundary).
+//   `authorizePublish(head) -> Result<PublishGrant, Refusal>` once at upgrade when the client may
+//     publish, then `checkPublish(grant, topic:)` for each `{"op":"publish"}`.
+// Answer a Refusal with `HTTPResponse.error(status:code:message:)` (add `WWW-Authenticate: Bearer`
+// for 401, RFC 6750 §3). Tokens must never be logged: redact the target with `redactedQuery`.
+import PushCore
+
+/// Everything auth and CORS need, derived once per configuration snapshot (rebuilt on SIGHUP).
+final class AuthContext: Sendable {
+    let settings: AuthSettings
+    let verifier: OpenSSLJWTVerifier?
+    let policy: JWTPolicy
+    let privateTopics: TopicPatterns
+    let staticTokens: [[UInt8]]
+    let cors: CORSPolicy
+
+    init(_ config: ServerConfiguration) {
+        let auth = config.auth
+        settings = auth
+        if auth.jwtConfigured {
+            // A key that fails to load verifies nothing (the config check refuses it at start
+            // and on reload; this only matters when the file changed in between).
+            let keys = auth.jwtPublicKeys.compactMap { try? JWTKeyLoader.load(path: $0).get() }
+            verifier = OpenSSLJWTVerifier(secrets: auth.jwtSecrets.map { Array($0.utf8) }, publicKeys: keys)
+        } else {
+            verifier = nil
+        }
+        policy = JWTPolicy(
+            audience: auth.jwtAudience.isEmpty ? nil : auth.jwtAudience,
+            issuer: auth.jwtIssuer.isEmpty ? nil : auth.jwtIssuer, leeway: auth.jwtLeeway)
+        privateTopics = TopicPatterns(auth.privateTopics)
+        staticTokens = auth.publishTokens.map { Array($0.utf8) }
+        cors = CORSPolicy(config.cors)
+    }
+}
+
+/// What an authorized subscriber may receive.
+struct AuthGrant: Sendable {
+    /// Wall-clock ms when the token (with leeway) expires and the stream must end; nil: never.
+    var expiresAtMilliseconds: UInt64?
+    static let open = AuthGrant(expiresAtMilliseconds: nil)
+}
+
+/// What an authorized publisher may publish to.
+enum PublishGrant {
+    case everything
+    case topics(TopicPatterns)
+
+    func allows(_ topic: String) -> Bool {
+        switch self {
+        case .everything: return true
+        case .topics(let patterns): return patterns.matches(topic)
+        }
+    }
+}
+
+extension LoopWorker {
+    /// Authorizes a publisher from `Authorization: Bearer`. Without publish auth configured
+    /// (allowed only on loopback listeners, or with `auth.publish.allow_anonymous`) anyone may.
+    func authorizePublish(_ head: HTTPRequestHead) -> Result<PublishGrant, Refusal> {
+        let auth = self.auth
+        guard auth.settings.publishConfigured else { return .success(.everything) }
+        guard let token = Self.bearerToken(head) else {
+            return .failure(Refusal(401, "unauthorized", "publishing needs Authorization: Bearer <token>"))
+        }
+        let bytes = Array(token.utf8)
+        var matched = false
+        for candidate in auth.staticTokens where constantTimeEqual(candidate, bytes) { matched = true }
+        if matched { return .success(.everything) }
+        guard let verifier = auth.verifier else {
+            return .failure(Refusal(401, "invalid_token", "the bearer token is not valid"))
+        }
+        switch JWT.verify(token, verifier: verifier, policy: auth.policy, now: Double(Clock.wallMilliseconds()) / 1000) {
+        case .success(let claims): return .success(.topics(claims.publish))
+        case .failure(let e): return .failure(Refusal(401, "invalid_token", e.description))
+        }
+    }
+
+    /// Publishes whose body is large (over 64 KiB, chunked, or held back behind
+    /// `Expect: 100-continue`) are authorized on their head, so an anonymous client cannot make
+    /// pushd read megabytes: 401 (never `100 Continue`) and the connection is closed, since the
+    /// unread body cannot be skipped. Small bodies are read and authorized once, in the handler.
+    /// Returns whether the request was refused.
+    func refusedBeforeBody(_ c: Connection, _ head: HTTPRequestHead) -> Bool {
+        guard head.method == .post, auth.settings.publishConfigured,
+            head.path.hasPrefix("/topics/") || head.path == "/publish"
+        else { return false }
+        switch head.framing {
+        case .none: return false
+        case .contentLength(let n): if n <= 65536 && !head.expectsContinue { return false }
+        case .chunked: break
+        }
+        guard case .failure(let refusal) = authorizePublish(head) else { return false }
+        shared.stats.request()
+        if config.accessLog { accessPending = head }
+        corsLines = Self.corsLines(auth.cors, head)
+        defer { corsLines = "" }
+        c.head = nil
+        reply(
+            c,
+            HTTPResponse.error(
+                status: refusal.status, code: refusal.code, message: refusal.message,
+                extraHeaders: [("WWW-Authenticate", "Bearer")], close: true),
+            close: true)
+        return true
+    }
+
+    /// Refuses (403) a topic the grant does not cover.
+    func checkPublish(_ grant: PublishGrant, topic: String, field: String = "") -> Refusal? {
+        grant.allows(topic)
+            ? nil : Refusal(403, "forbidden_topic", field + "this token may not publish to topic \(topic)")
+    }
+
+    /// Authorizes a subscription to `topics` (decoded names), before any byte of the stream (or a
+    /// WebSocket 101) is sent. Public topics need nothing; if any topic is private
+    /// (`auth.private_topics`), a JWT must be given in `Authorization: Bearer`, the
+    /// `auth.cookie_name` cookie or `?access_token=`, and its `pushd.subscribe` claim must cover
+    /// every private topic. No token: 401; a token that does not grant a topic: 403. The grant's
+    /// expiry is when the stream must end (see `endStream`).
+    func authorizeSubscribe(_ head: HTTPRequestHead, topics: [String]) -> Result<AuthGrant, Refusal> {
+        let auth = self.auth
+        let privateOnes = topics.filter { auth.privateTopics.matches($0) }
+        if privateOnes.isEmpty { return .success(.open) }
+        guard let token = Self.subscriberToken(head, cookieName: auth.settings.cookieName) else {
+            return .failure(
+                Refusal(
+                    401, "unauthorized",
+                    "topic \(privateOnes[0]) is private: give a token in Authorization: Bearer, the "
+                        + "\(auth.settings.cookieName) cookie or ?access_token="))
+        }
+        guard let verifier = auth.verifier else { return .failure(Refusal(401, "invalid_token", "the token is not valid")) }
+        let claims: JWTClaims
+        switch JWT.verify(token, verifier: verifier, policy: auth.policy, now: Double(Clock.wallMilliseconds()) / 1000) {
+        case .success(let c): claims = c
+        case .failure(let e): return .failure(Refusal(401, "invalid_token", e.description))
+        }
+        if let denied = privateOnes.first(where: { !claims.subscribe.matches($0) }) {
+            return .failure(Refusal(403, "forbidden_topic", "this token may not subscribe to topic \(denied)"))
+        }
+        // Clamped: an absurd `exp` (1e300) must not trap the conversion.
+        return .success(AuthGrant(expiresAtMilliseconds: claims.expiresAt.map { UInt64(min(max(1, $0 * 1000), 1e15)) }))
+    }
+
+    /// `Authorization: Bearer <token>` (RFC 6750 §2.1); the scheme is case-insensitive.
+    static func bearerToken(_ head: HTTPRequestHead) -> String? {
+        guard let value = head.headers["Authorization"] else { return nil }
+        let parts = value.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        let token = parts[1].trimmingCharacters(inSet: " \t")
+        return token.isEmpty ? nil : token
+    }
+
+    /// The subscriber's token: the Authorization header, else the cookie, else `?access_token=`.
+    static func subscriberToken(_ head: HTTPRequestHead, cookieName: String) -> String? {
+        if let t = bearerToken(head) { return t }
+        for header in head.headers.values("Cookie") {
+            for pair in header.split(separator: ";") {
+                let p = pair.trimmingCharacters(inSet: " \t")
+                if let eq = p.firstIndex(of: "="), p[..<eq] == cookieName {
+                    let v = String(p[p.index(after: eq)...])
+                    if !v.isEmpty { return v }
+                }
+            }
+        }
+        if let items = PercentDecoding.queryItems(head.query),
+            let t = items.last(where: { $0.name == "access_token" })?.value, !t.isEmpty
+        {
+            return t
+        }
+        return nil
+    }
+
+    /// The query string with every `access_token` value replaced by `REDACTED` (access log).
+    static func redactedQuery(_ query: String) -> String {
+        // Names are compared decoded, as the query parser reads them (`access%5Ftoken` too).
+        guard query.contains("token") || query.contains("%") else { return query }
+        return query.split(separator: "&", omittingEmptySubsequences: false).map { item -> String in
+            let name = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            let decoded = PercentDecoding.decode(name, plusIsSpace: true) ?? String(name)
+            return decoded == "access_token" ? "access_token=REDACTED" : String(item)
+        }.joined(separator: "&")
+    }
+}
+
+extension StringProtocol {
+    fileprivate func trimmingCharacters(inSet set: String) -> String {
+        let chars = Set(set)
+        var s = Substring(self)
+        while let f = s.first, chars.contains(f) { s.removeFirst() }
+        while let l = s.last, chars.contains(l) { s.removeLast() }
+        return String(s)
+    }
+}
