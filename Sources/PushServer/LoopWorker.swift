@@ -78,6 +78,7 @@ final class LoopWorker: LoopHandler {
         connections[slot] = Connection(id: id, peer: peer, limits: parserLimits, now: now)
         shared.stats.connectionOpened()
         guard admitConnection(connections[slot]!) else { return }  // ConnectionLimits.swift
+        startTLS(connections[slot]!)  // TLSWorker.swift: a session when TLS is on
         if shared.isDraining {
             let c = connections[slot]!
             reply(c, HTTPResponse.error(status: 503, code: "draining", message: "pushd is shutting down", close: true), close: true)
@@ -87,6 +88,15 @@ final class LoopWorker: LoopHandler {
     func received(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer) {
         guard let c = connection(id), !c.closing else { return }
         shared.stats.bytesIn(bytes.count)
+        if let tls = c.tls {
+            receivedTLS(c, tls, bytes)  // TLSWorker.swift: decrypts, then calls handlePlaintext
+            return
+        }
+        handlePlaintext(c, bytes)
+    }
+
+    /// Handles received plaintext: the bytes as read, or as decrypted on a TLS connection.
+    func handlePlaintext(_ c: Connection, _ bytes: UnsafeRawBufferPointer) {
         if c.mode == .webSocket { return webSocketReceived(c, bytes) }
         guard c.mode == .http, !c.closeAfterFlush else { return }  // a stream reads nothing more
         var rest = bytes
@@ -159,8 +169,13 @@ final class LoopWorker: LoopHandler {
             close(c)
             return
         }
-        c.out.completed(result)
-        shared.stats.bytesOut(result)
+        if let tls = c.tls {
+            // TLSWorker.swift: false while ciphertext of this send is still being written.
+            guard tlsSendCompleted(c, tls, result) else { return }
+        } else {
+            c.out.completed(result)
+            shared.stats.bytesOut(result)
+        }
         if c.evictedAt != 0 {
             // Detached by the disconnect policy: finish the bytes already handed out (a short send
             // leaves the rest of its events), so the stream ends on an event boundary; then close.
@@ -212,6 +227,7 @@ final class LoopWorker: LoopHandler {
     /// Starts the connection's next send if none is in flight. Returns whether one started.
     @discardableResult
     func startSend(_ c: Connection) -> Bool {
+        if let tls = c.tls { return !c.closing && startTLSSend(c, tls) }  // TLSWorker.swift: encrypts
         let deliveredBefore = c.out.deliveredEvents
         guard !c.closing, let bytes = c.out.nextSend() else { return false }
         deliveredEvents &+= c.out.deliveredEvents &- deliveredBefore  // /metrics
@@ -244,7 +260,7 @@ final class LoopWorker: LoopHandler {
     func endStream(_ c: Connection) {
         fanout.unsubscribe(c.out)
         c.closeAfterFlush = true
-        if !c.out.isSending && !c.out.hasPendingBytes { close(c) }
+        if !c.out.isSending && !c.out.hasPendingBytes { finish(c) }
     }
 
     private func closeEvicted() {
@@ -318,7 +334,7 @@ final class LoopWorker: LoopHandler {
                             message: "the request head did not arrive within \(config.http.headerTimeout) s", close: true),
                         close: true)
                 } else if c.head == nil, c.out.isIdle, idleTimeout > 0, now - c.lastActivity > idleTimeout {
-                    close(c)
+                    finish(c)
                 }
             }
         }
