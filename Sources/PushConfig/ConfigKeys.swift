@@ -230,6 +230,11 @@ enum ConfigKeys {
         .integer("limits.max_topics_per_connection", 1...65_536) { $0.http.maxTopicsPerConnection = $1 },
         .seconds("limits.header_timeout", 0.001...3600) { $0.http.headerTimeout = $1 },
         .seconds("limits.idle_timeout", 0.001...86_400) { $0.http.idleTimeout = $1 },
+        .integer("limits.max_connections", 0...16_777_216) { $0.http.maxConnections = $1 },
+        .integer("limits.max_connections_per_ip", 0...16_777_216) { $0.http.maxConnectionsPerIP = $1 },
+        .integer("limits.publish_rate", 0...10_000_000) { $0.http.publishRate = $1 },
+        .integer("limits.publish_burst", 1...10_000_000) { $0.http.publishBurst = $1 },
+        .choice("limits.exempt_loopback", ["true", "false"]) { config, word in config.http.exemptLoopback = word == "true" },
 
         .seconds("sse.heartbeat", 0...3600) { $0.sse.heartbeat = $1 },
         .milliseconds("sse.retry", plain: .seconds, 0...600_000) { $0.sse.retryMilliseconds = $1 },

@@ -45,6 +45,9 @@ final class Connection {
     var slowDrops = 0
     /// Whether the peer closed its side.
     var peerClosed = false
+    /// The connection's place in the shared connection counts (ConnectionLimits.swift); nil when
+    /// it was refused.
+    var admission: ConnectionAdmission.Ticket?
     /// WebSocket state, once the connection was upgraded.
     var ws: WebSocketSession?
     /// TLS state when the server terminates TLS (TLSSession.swift); nil for plaintext.

@@ -58,8 +58,9 @@ extension LoopWorker {
         }
     }
 
-    private func fail(_ c: Connection, _ status: Int, _ code: String, _ message: String, _ keepAlive: Bool) {
-        let extra = status == 401 ? [("WWW-Authenticate", "Bearer")] : []  // RFC 6750 §3
+    private func fail(_ c: Connection, _ status: Int, _ code: String, _ message: String, _ keepAlive: Bool, retryAfter: Int? = nil) {
+        var extra = status == 401 ? [("WWW-Authenticate", "Bearer")] : []  // RFC 6750 §3
+        if let retryAfter { extra.append(("Retry-After", "\(retryAfter)")) }  // 429, RateLimiter.swift
         reply(
             c, HTTPResponse.error(status: status, code: code, message: message, extraHeaders: extra, close: !keepAlive),
             close: !keepAlive)
@@ -88,6 +89,8 @@ extension LoopWorker {
         var status: Int
         var code: String
         var message: String
+        /// `Retry-After` seconds (429 from the publish rate limit, RateLimiter.swift).
+        var retryAfter: Int?
         init(_ status: Int, _ code: String, _ message: String) {
             self.status = status
             self.code = code
@@ -148,12 +151,13 @@ extension LoopWorker {
             }
             let event = try validatedEvent(topic: topic, name: name, data: body).get()
             let key = try idempotencyKey(head).get()
+            try chargePublish(c, events: 1)
             return shared.broker.publish(
                 batch: [event], idempotencyKey: key, fromLoop: index, nowMilliseconds: Clock.wallMilliseconds())
         }
         switch outcome {
         case .failure(let r):
-            fail(c, r.status, r.code, r.message, keepAlive)
+            fail(c, r.status, r.code, r.message, keepAlive, retryAfter: r.retryAfter)
         case .success(.keyConflict):
             fail(c, 409, "idempotency_key_reused", "this Idempotency-Key was already used for another topic", keepAlive)
         case .success(.published(let events)):
@@ -162,6 +166,14 @@ extension LoopWorker {
         case .success(.replayed(let results)):
             reply(c, HTTPResponse.json(Self.publishResult(results[0].id, results[0].topic), close: !keepAlive), close: !keepAlive)
         }
+    }
+
+    /// Throws a 429 refusal when the client is over `limits.publish_rate` (RateLimiter.swift).
+    private func chargePublish(_ c: Connection, events: Int) throws(Refusal) {
+        guard let wait = publishRetryAfter(c, events: events) else { return }
+        var r = Refusal(429, "rate_limited", "over limits.publish_rate (\(config.http.publishRate) events/s); retry in \(wait) s")
+        r.retryAfter = wait
+        throw r
     }
 
     private static func publishResult(_ id: EventID, _ topic: String) -> String {
@@ -213,12 +225,13 @@ extension LoopWorker {
                 if let refusal = checkPublish(grant, topic: topic, field: field + "topic: ") { throw refusal }
             }
             let key = try idempotencyKey(head).get()
+            try chargePublish(c, events: batch.count)
             return shared.broker.publish(
                 batch: batch, idempotencyKey: key, fromLoop: index, nowMilliseconds: Clock.wallMilliseconds())
         }
         let results: [(id: EventID, topic: String)]
         switch outcome {
-        case .failure(let r): return fail(c, r.status, r.code, r.message, keepAlive)
+        case .failure(let r): return fail(c, r.status, r.code, r.message, keepAlive, retryAfter: r.retryAfter)
         case .success(.keyConflict):
             return fail(c, 409, "idempotency_key_reused", "this Idempotency-Key was already used for other topics", keepAlive)
         case .success(.published(let events)):

@@ -77,7 +77,8 @@ final class LoopWorker: LoopHandler {
         }
         connections[slot] = Connection(id: id, peer: peer, limits: parserLimits, now: now)
         shared.stats.connectionOpened()
-        startTLS(connections[slot]!)  // TLSWorker.swift: a session when TLS is on
+        startTLS(connections[slot]!)  // TLSWorker.swift: a session when TLS is on (before any reply)
+        guard admitConnection(connections[slot]!) else { return }  // ConnectionLimits.swift
         if shared.isDraining {
             let c = connections[slot]!
             reply(c, HTTPResponse.error(status: 503, code: "draining", message: "pushd is shutting down", close: true), close: true)
@@ -175,8 +176,10 @@ final class LoopWorker: LoopHandler {
             c.out.completed(result)
             shared.stats.bytesOut(result)
         }
-        if c.evictedAt != 0 && !c.out.isSending {
-            close(c)
+        if c.evictedAt != 0 {
+            // Detached by the disconnect policy: finish the bytes already handed out (a short send
+            // leaves the rest of its events), so the stream ends on an event boundary; then close.
+            if !startSend(c) && !c.out.isSending { close(c) }
             return
         }
         if !startSend(c) && c.closeAfterFlush && c.out.isIdle {
@@ -188,6 +191,7 @@ final class LoopWorker: LoopHandler {
         let slot = Int(id.slot)
         guard slot < connections.count, let c = connections[slot], c.id == id else { return }
         connections[slot] = nil
+        if let ticket = c.admission { shared.admission.release(ticket) }
         shared.stats.connectionClosed(wasStream: c.mode == .eventStream)
         if c.mode == .webSocket { shared.stats.webSocketClosed() }
     }
@@ -290,6 +294,12 @@ final class LoopWorker: LoopHandler {
 
     // MARK: - Timers
 
+    /// How long a subscriber detached by the disconnect policy may take to accept the whole events
+    /// already handed to it before it is cut anyway (ns). A reader at 1 KB/s finishes a 16 KiB
+    /// chunk in time; a peer that stopped reading does not, and a spec-conforming client discards
+    /// the incomplete event at EOF (WHATWG HTML §9.2.6).
+    static let evictionGrace: UInt64 = 30_000_000_000
+
     /// Once a second: heartbeats, timeouts, queue maintenance.
     private func secondTick() {
         fanout.maintainAll()
@@ -303,8 +313,8 @@ final class LoopWorker: LoopHandler {
         for case let c? in connections where !c.closing {
             switch c.mode {
             case .eventStream:
-                if c.evictedAt != 0 && now - c.evictedAt > 2_000_000_000 {
-                    close(c)  // its last send never completed: the peer stopped reading
+                if c.evictedAt != 0 && now - c.evictedAt > Self.evictionGrace {
+                    close(c)  // its last events were not taken in time: the peer stopped reading
                 } else if c.authExpiresAt != 0, !c.closeAfterFlush, wallNow >= c.authExpiresAt {
                     endStream(c)  // its token expired: the client reconnects with a fresh one
                 } else if maxStreamAge > 0, c.out.log != nil, now - c.streamStarted >= maxStreamAge {

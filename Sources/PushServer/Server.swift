@@ -40,6 +40,10 @@ final class ServerShared: Sendable {
     let live: LiveConfiguration
     let broker: Broker
     let stats = ServerStats()
+    /// Connection counts overall and per client (ConnectionLimits.swift).
+    let admission = ConnectionAdmission()
+    /// Publish token buckets (RateLimiter.swift).
+    let publishLimiter = PublishRateLimiter()
     /// One per loop: heartbeat, lag and hot-path counters (Metrics.swift).
     let loopMetrics: [LoopMetrics]
     /// Prometheus registry and the swift-metrics handles exported at `/metrics`.

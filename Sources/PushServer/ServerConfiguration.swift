@@ -111,6 +111,21 @@ public struct HTTPLimits: Sendable, Equatable {
     public var headerTimeout: Double = 10
     /// `limits.idle_timeout`: seconds an idle keep-alive connection (no request in progress) is kept.
     public var idleTimeout: Double = 60
+    /// `limits.max_connections`: open connections overall [503 + Retry-After]; 0 derives it from
+    /// RLIMIT_NOFILE (the soft limit minus 64).
+    public var maxConnections: Int = 0
+    /// `limits.max_connections_per_ip`: open connections from one client address [503 +
+    /// Retry-After]; 0 disables.
+    public var maxConnectionsPerIP: Int = 1000
+    /// `limits.publish_rate`: events per second one client may publish, sustained [429 +
+    /// Retry-After]; 0 disables.
+    public var publishRate: Int = 1000
+    /// `limits.publish_burst`: events a client may publish at once above the sustained rate.
+    public var publishBurst: Int = 2000
+    /// `limits.exempt_loopback`: loopback clients (127.0.0.0/8, ::1) are not counted per client
+    /// and not rate-limited — they are the local application or a reverse proxy, behind which
+    /// every internet client shares one address. `max_connections` still applies.
+    public var exemptLoopback: Bool = true
     public init() {}
 }
 

@@ -1,0 +1,35 @@
+/// libFuzzer target for ``JSONValue/parse(_:maxDepth:)``, the parser behind JSON batch publish
+/// (and the JWT header/claims once `Sources/PushCore/Auth/` lands).
+///
+/// Invariants: no crash or stack overflow at any nesting (the depth limit holds); parsing is
+/// deterministic; the parse is all-or-nothing (a value or an error with an offset inside the
+/// input); every string in a parsed value is valid Unicode (Swift `String` guarantees it, so a
+/// lone surrogate escape must be refused or replaced, never crash).
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzJSON(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let input = Array(UnsafeBufferPointer(start: data, count: size))
+    let first = JSONValue.parse(input, maxDepth: 32)
+    let second = JSONValue.parse(input, maxDepth: 32)
+    if first != second { fuzzFail("parse is not deterministic") }
+    switch first {
+    case .success(let value):
+        if depth(of: value) > 33 { fuzzFail("value deeper than maxDepth") }
+    case .failure(let error):
+        if error.offset < 0 || error.offset > input.count { fuzzFail("error offset \(error.offset) outside input") }
+    }
+    // A shallow limit must refuse what is deeper, never crash.
+    if case .success(let value) = JSONValue.parse(input, maxDepth: 2), depth(of: value) > 3 {
+        fuzzFail("maxDepth 2 not enforced")
+    }
+    return 0
+}
+
+/// Nesting depth of a value: scalars are 0, each array/object level adds 1.
+func depth(of value: JSONValue) -> Int {
+    switch value {
+    case .array(let items): return 1 + (items.map(depth(of:)).max() ?? 0)
+    case .object(let members): return 1 + (members.map { depth(of: $0.1) }.max() ?? 0)
+    default: return 0
+    }
+}

@@ -1,0 +1,59 @@
+import Synchronization
+
+/// Token buckets limiting how many events a client may publish per second
+/// (`limits.publish_rate`, `limits.publish_burst`), shared by every loop.
+///
+/// Each key (today `ip:<address>`; `token:<subject>` once publish auth exists — see
+/// ``LoopWorker/publishRateKey(_:)``) has a bucket of `burst` tokens refilled at `rate` per second;
+/// publishing n events takes n tokens (at most `burst`, so a batch larger than the burst is
+/// possible from a full bucket). The table is pruned of full buckets when it grows, so its size is
+/// bounded by the clients that published in the last `burst / rate` seconds.
+final class PublishRateLimiter: Sendable {
+    private struct Bucket {
+        var tokens: Double
+        var updated: UInt64
+    }
+
+    private let buckets = Mutex<[String: Bucket]>([:])
+    /// Table size above which full buckets are dropped on the next call.
+    private static let pruneAbove = 4096
+
+    /// Takes `count` tokens from `key`'s bucket. Returns nil when allowed, else the whole seconds
+    /// after which the same request would be allowed (for `Retry-After`). `rate` ≤ 0 disables.
+    func take(_ key: String, count: Int, rate: Double, burst: Int, now: UInt64) -> Int? {
+        guard rate > 0 else { return nil }
+        let capacity = Double(max(1, burst))
+        let cost = min(Double(count), capacity)
+        return buckets.withLock { table in
+            if table.count > Self.pruneAbove {
+                table = table.filter { _, b in b.tokens + Double(now &- b.updated) / 1e9 * rate < capacity }
+            }
+            var b = table[key] ?? Bucket(tokens: capacity, updated: now)
+            b.tokens = min(capacity, b.tokens + Double(now &- b.updated) / 1e9 * rate)
+            b.updated = now
+            defer { table[key] = b }
+            if b.tokens >= cost {
+                b.tokens -= cost
+                return nil
+            }
+            return max(1, Int(((cost - b.tokens) / rate).rounded(.up)))
+        }
+    }
+}
+
+extension LoopWorker {
+    /// The rate-limit key of a publisher. Hook for publish auth: once a request carries a verified
+    /// token, key by its subject (`token:<sub>`) instead of the address.
+    func publishRateKey(_ c: Connection) -> String { "ip:" + c.peer.host }
+
+    /// Charges `events` publishes to the connection's client. Returns nil when allowed, else the
+    /// `Retry-After` seconds for a `429`. Loopback clients are exempt when
+    /// `limits.exempt_loopback` is set (the local application is trusted, and a reverse proxy
+    /// would otherwise throttle all of its clients together).
+    func publishRetryAfter(_ c: Connection, events: Int) -> Int? {
+        let h = config.http
+        if h.exemptLoopback && ConnectionAdmission.isLoopback(c.peer.host) { return nil }
+        return shared.publishLimiter.take(
+            publishRateKey(c), count: events, rate: Double(h.publishRate), burst: h.publishBurst, now: now)
+    }
+}
