@@ -77,8 +77,8 @@ final class LoopWorker: LoopHandler {
         }
         connections[slot] = Connection(id: id, peer: peer, limits: parserLimits, now: now)
         shared.stats.connectionOpened()
+        startTLS(connections[slot]!)  // TLSWorker.swift: a session when TLS is on (before any reply)
         guard admitConnection(connections[slot]!) else { return }  // ConnectionLimits.swift
-        startTLS(connections[slot]!)  // TLSWorker.swift: a session when TLS is on
         if shared.isDraining {
             let c = connections[slot]!
             reply(c, HTTPResponse.error(status: 503, code: "draining", message: "pushd is shutting down", close: true), close: true)

@@ -119,9 +119,6 @@ final class TLSSession {
         }
     }
 
-    /// Whether the last error was OpenSSL recognising a plaintext HTTP request.
-    static func isHTTPRequestError(_ reason: String) -> Bool { reason.contains("http request") }
-
     /// What came of encrypting plaintext.
     enum EncryptOutcome {
         /// All of it was encrypted into the write BIO.
