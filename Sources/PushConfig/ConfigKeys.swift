@@ -299,6 +299,21 @@ enum ConfigKeys {
             config.cors.allowCredentials = word == "true"
         },
         .seconds("cors.max_age", 0...86_400) { $0.cors.maxAge = $1 },
+        .scalar("tls.certificate", expected: "must be an absolute file path, or empty for no TLS") { text, config in
+            let path = text.trimmingWhitespace()
+            guard path.isEmpty || path.hasPrefix("/") else { return false }
+            config.tls.certificate = path
+            return true
+        },
+        .scalar("tls.private_key", expected: "must be an absolute file path, or empty for no TLS") { text, config in
+            let path = text.trimmingWhitespace()
+            guard path.isEmpty || path.hasPrefix("/") else { return false }
+            config.tls.privateKey = path
+            return true
+        },
+        .choice("tls.min_version", TLSMinimumVersion.allCases.map(\.rawValue)) { config, word in
+            config.tls.minVersion = TLSMinimumVersion(rawValue: word) ?? .tls12
+        },
     ]
 
     /// `listen`: a list of addresses, or one string of comma-separated addresses.
@@ -365,6 +380,11 @@ enum ConfigKeys {
         }
         for problem in AuthConfigCheck.problems(config) {
             result.append((problem.path, ValueFailure(expected: problem.message, got: problem.got)))
+        }
+        // The certificate and key are loaded and checked now, so a bad file stops the daemon
+        // (exit 78) and a SIGHUP reload with one keeps the running certificate.
+        if let problem = TLSContext.check(config.tls) {
+            result.append((problem.keyPath, ValueFailure(expected: problem.reason, got: nil)))
         }
         return result
     }

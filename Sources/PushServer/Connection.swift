@@ -50,6 +50,8 @@ final class Connection {
     var admission: ConnectionAdmission.Ticket?
     /// WebSocket state, once the connection was upgraded.
     var ws: WebSocketSession?
+    /// TLS state when the server terminates TLS (TLSSession.swift); nil for plaintext.
+    var tls: TLSSession?
 
     init(id: ConnectionID, peer: PeerAddress, limits: HTTPParserLimits, now: UInt64) {
         self.id = id

@@ -56,13 +56,13 @@ extension LoopWorker {
             // End after the last queued byte: `sendCompleted` closes a flushed `closeAfterFlush`
             // connection; one with nothing in flight is closed here.
             c.closeAfterFlush = true
-            if c.out.isIdle { close(c) } else if !c.out.isSending { startSend(c) }
+            if c.out.isIdle { finish(c) } else if !c.out.isSending { startSend(c) }
         case .webSocket:
             webSocketDrain(c)
         case .http:
             // Idle keep-alive connections go now; a request in progress gets its answer (with
             // `Connection: close`, as every answer while draining) and then the connection closes.
-            if c.head == nil, c.headStarted == 0, c.out.isIdle { close(c) }
+            if c.head == nil, c.headStarted == 0, c.out.isIdle { finish(c) }
         }
     }
 }

@@ -77,6 +77,7 @@ final class LoopWorker: LoopHandler {
         }
         connections[slot] = Connection(id: id, peer: peer, limits: parserLimits, now: now)
         shared.stats.connectionOpened()
+        startTLS(connections[slot]!)  // TLSWorker.swift: a session when TLS is on (before any reply)
         guard admitConnection(connections[slot]!) else { return }  // ConnectionLimits.swift
         if shared.isDraining {
             let c = connections[slot]!
@@ -87,6 +88,15 @@ final class LoopWorker: LoopHandler {
     func received(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer) {
         guard let c = connection(id), !c.closing else { return }
         shared.stats.bytesIn(bytes.count)
+        if let tls = c.tls {
+            receivedTLS(c, tls, bytes)  // TLSWorker.swift: decrypts, then calls handlePlaintext
+            return
+        }
+        handlePlaintext(c, bytes)
+    }
+
+    /// Handles received plaintext: the bytes as read, or as decrypted on a TLS connection.
+    func handlePlaintext(_ c: Connection, _ bytes: UnsafeRawBufferPointer) {
         if c.mode == .webSocket { return webSocketReceived(c, bytes) }
         guard c.mode == .http, !c.closeAfterFlush else { return }  // a stream reads nothing more
         var rest = bytes
@@ -159,10 +169,17 @@ final class LoopWorker: LoopHandler {
             close(c)
             return
         }
-        c.out.completed(result)
-        shared.stats.bytesOut(result)
-        if c.evictedAt != 0 && !c.out.isSending {
-            close(c)
+        if let tls = c.tls {
+            // TLSWorker.swift: false while ciphertext of this send is still being written.
+            guard tlsSendCompleted(c, tls, result) else { return }
+        } else {
+            c.out.completed(result)
+            shared.stats.bytesOut(result)
+        }
+        if c.evictedAt != 0 {
+            // Detached by the disconnect policy: finish the bytes already handed out (a short send
+            // leaves the rest of its events), so the stream ends on an event boundary; then close.
+            if !startSend(c) && !c.out.isSending { close(c) }
             return
         }
         if !startSend(c) && c.closeAfterFlush && c.out.isIdle {
@@ -210,6 +227,7 @@ final class LoopWorker: LoopHandler {
     /// Starts the connection's next send if none is in flight. Returns whether one started.
     @discardableResult
     func startSend(_ c: Connection) -> Bool {
+        if let tls = c.tls { return !c.closing && startTLSSend(c, tls) }  // TLSWorker.swift: encrypts
         let deliveredBefore = c.out.deliveredEvents
         guard !c.closing, let bytes = c.out.nextSend() else { return false }
         deliveredEvents &+= c.out.deliveredEvents &- deliveredBefore  // /metrics
@@ -242,7 +260,7 @@ final class LoopWorker: LoopHandler {
     func endStream(_ c: Connection) {
         fanout.unsubscribe(c.out)
         c.closeAfterFlush = true
-        if !c.out.isSending && !c.out.hasPendingBytes { close(c) }
+        if !c.out.isSending && !c.out.hasPendingBytes { finish(c) }
     }
 
     private func closeEvicted() {
@@ -276,6 +294,12 @@ final class LoopWorker: LoopHandler {
 
     // MARK: - Timers
 
+    /// How long a subscriber detached by the disconnect policy may take to accept the whole events
+    /// already handed to it before it is cut anyway (ns). A reader at 1 KB/s finishes a 16 KiB
+    /// chunk in time; a peer that stopped reading does not, and a spec-conforming client discards
+    /// the incomplete event at EOF (WHATWG HTML §9.2.6).
+    static let evictionGrace: UInt64 = 30_000_000_000
+
     /// Once a second: heartbeats, timeouts, queue maintenance.
     private func secondTick() {
         fanout.maintainAll()
@@ -289,8 +313,8 @@ final class LoopWorker: LoopHandler {
         for case let c? in connections where !c.closing {
             switch c.mode {
             case .eventStream:
-                if c.evictedAt != 0 && now - c.evictedAt > 2_000_000_000 {
-                    close(c)  // its last send never completed: the peer stopped reading
+                if c.evictedAt != 0 && now - c.evictedAt > Self.evictionGrace {
+                    close(c)  // its last events were not taken in time: the peer stopped reading
                 } else if c.authExpiresAt != 0, !c.closeAfterFlush, wallNow >= c.authExpiresAt {
                     endStream(c)  // its token expired: the client reconnects with a fresh one
                 } else if maxStreamAge > 0, c.out.log != nil, now - c.streamStarted >= maxStreamAge {
@@ -310,7 +334,7 @@ final class LoopWorker: LoopHandler {
                             message: "the request head did not arrive within \(config.http.headerTimeout) s", close: true),
                         close: true)
                 } else if c.head == nil, c.out.isIdle, idleTimeout > 0, now - c.lastActivity > idleTimeout {
-                    close(c)
+                    finish(c)
                 }
             }
         }

@@ -79,6 +79,7 @@ extension Server {
         applied.loop = old.loop
         applied.replay = old.replay
         applied.stateDirectory = old.stateDirectory
+        restart += reloadTLS(new.tls, old: old.tls, applied: &applied)  // TLSContext.swift
         shared.live.replace(applied)
         for inbox in shared.broker.inboxes { inbox.wake() }
         return restart

@@ -16,6 +16,8 @@ public enum ServerError: Error, CustomStringConvertible {
     case threadStart(errno: Int32)
     /// The state directory (event-id lease) is unusable.
     case state(reason: String)
+    /// The TLS certificate or key could not be loaded (TLSContext.swift).
+    case tls(TLSSetupError)
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum ServerError: Error, CustomStringConvertible {
         case .loopStart(let i, let r): return "event loop \(i) failed to start: \(r)"
         case .threadStart(let e): return "cannot start a loop thread: errno \(e)"
         case .state(let r): return "state_directory: \(r)"
+        case .tls(let e): return "\(e)"
         }
     }
 }
@@ -52,6 +55,8 @@ final class ServerShared: Sendable {
 
     /// The event-id lease, when a state directory is configured.
     let lease: EventIDLease?
+    /// The TLS context for new connections, when `tls.*` is set (TLSContext.swift).
+    let tls = TLSContextStore()
 
     init(config: ServerConfiguration, broker: Broker, lease: EventIDLease?, loopCount: Int) {
         self.live = LiveConfiguration(config)
@@ -77,7 +82,7 @@ public final class Server: Sendable {
     /// Counters, readable from any thread.
     public var stats: ServerStats { shared.stats }
     let shared: ServerShared
-    private let logger: Logger
+    let logger: Logger
     private let workerCount: Int
     private let startup = StartupTracker()
     private let listenerFDs: Mutex<[[Int32]]> = Mutex([])
@@ -136,6 +141,9 @@ public final class Server: Sendable {
             throw ServerError.state(reason: error)
         }
         self.shared = ServerShared(config: configuration, broker: broker, lease: lease, loopCount: workerCount)
+        if configuration.tls.isEnabled {
+            do throws(TLSSetupError) { shared.tls.install(try TLSContext(configuration.tls)) } catch { throw ServerError.tls(error) }
+        }
         if lease == nil {
             logger.info("no state_directory: event ids follow the wall clock across restarts")
         }

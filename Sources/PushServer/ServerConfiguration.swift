@@ -40,6 +40,8 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var auth = AuthSettings()
     /// `cors.*`: browser cross-origin access (AuthSettings.swift).
     public var cors = CORSSettings()
+    /// `tls.*`: optional TLS termination (TLSContext.swift).
+    public var tls = TLSSettings()
 
     public init() {}
 
@@ -50,6 +52,7 @@ public struct ServerConfiguration: Sendable, Equatable {
             && a.sse == b.sse && a.subscriber == b.subscriber && a.replay == b.replay && a.loop == b.loop
             && a.websocket == b.websocket
             && a.auth == b.auth && a.cors == b.cors
+            && a.tls == b.tls
     }
 }
 

@@ -56,6 +56,11 @@ extension LoopWorker {
             wsRefuse(c, 503, "draining", "pushd is shutting down; reconnect shortly")
             return true
         }
+        // Origin allowlist before anything else (RFC 6455 §10.2; CORS.swift).
+        if let refusal = authorizeWebSocketOrigin(head) {
+            wsRefuse(c, refusal.status, refusal.code, refusal.message)
+            return true
+        }
         let deflateOffer = config.websocket.permessageDeflate ? PerMessageDeflateConfiguration(serverNoContextTakeover: true) : nil
         let agreed: WebSocketHandshakeResponse
         switch WebSocketHandshake.negotiate(head, deflate: deflateOffer, sha1Base64: WebSocketAccept.sha1Base64) {
@@ -82,6 +87,14 @@ extension LoopWorker {
             }
             if !topics.contains(name) { topics.append(name) }
         }
+        // Private topics need a token granting them, decided before the 101 (Auth.swift).
+        var grant = AuthGrant.open
+        switch authorizeSubscribe(head, topics: topics) {
+        case .success(let g): grant = g
+        case .failure(let r):
+            wsRefuse(c, r.status, r.code, r.message, headers: r.status == 401 ? [("WWW-Authenticate", "Bearer")] : [])
+            return true
+        }
         var message = WebSocketFrameFormat.Message.envelope
         switch items.last(where: { $0.name == "format" })?.value {
         case nil, "envelope", "json": break
@@ -105,6 +118,9 @@ extension LoopWorker {
             maxMessageBytes: config.websocket.maxMessageBytes, echo: echo, message: message,
             deflate: agreed.permessageDeflate, now: now)
         c.ws = session
+        c.authExpiresAt = grant.expiresAtMilliseconds ?? 0
+        if !auth.privateTopics.isEmpty { session.authHead = head }
+        if config.websocket.allowPublish, case .success(let g) = authorizePublish(head) { session.publishGrant = g }
         shared.stats.webSocketOpened()
         if !topics.isEmpty {
             wsMove(c, session, to: topics, added: Set(topics), addedCursor: lastEventID)
@@ -238,6 +254,12 @@ extension LoopWorker {
                 return refuse("too_many_topics", "limits.max_topics_per_connection is \(config.http.maxTopicsPerConnection)")
             }
             if shared.isDraining { return refuse("draining", "pushd is shutting down") }
+            if let head = s.authHead, case .failure(let r) = authorizeSubscribe(head, topics: [topic]) {
+                return refuse(r.code, r.message)
+            }
+            if s.authHead == nil, auth.privateTopics.matches(topic) {
+                return refuse("forbidden_topic", "topic \(topic) is private")
+            }
             wsMove(c, s, to: s.topics + [topic], added: [topic], addedCursor: lastEventID, ack: WebSocketMessages.ack(ref: ref))
         case .unsubscribe(let topic, _):
             guard s.topics.contains(topic) else { return refuse("not_subscribed", "not subscribed to \(JSON.quoted(topic))") }
@@ -246,7 +268,11 @@ extension LoopWorker {
             guard config.websocket.allowPublish else {
                 return refuse("forbidden", "this connection has no publish rights (websocket.allow_publish is off)")
             }
+            guard let grant = s.publishGrant else {
+                return refuse("forbidden", "this connection has no publish rights (no valid publish token on the upgrade)")
+            }
             if let problem = TopicName.problem(in: topic) { return refuse("bad_topic", problem.message) }
+            if let denied = checkPublish(grant, topic: topic) { return refuse(denied.code, denied.message) }
             if let name, !EventName.isValid(name) {
                 return refuse("bad_event_name", "event name must match [A-Za-z0-9._-]{1,64} and not start with \"pushd.\"")
             }
@@ -280,6 +306,12 @@ extension LoopWorker {
         guard let s = c.ws else { return }
         if s.closeSent {
             if now - s.closeSentAt > 2_000_000_000 { close(c) }
+            return
+        }
+        if c.authExpiresAt != 0, Clock.wallMilliseconds() >= c.authExpiresAt {
+            // The token expired (Auth.swift): 1008 policy violation; the client reconnects with a
+            // fresh token and resumes with last_event_id.
+            wsClose(c, .policyViolation, "token expired")
             return
         }
         let ws = config.websocket

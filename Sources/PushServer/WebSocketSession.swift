@@ -16,6 +16,11 @@ final class WebSocketSession {
     var inflater: PerMessageInflater?
     /// The subscribed topics, in the order the client added them.
     var topics: [String] = []
+    /// The upgrade request's head, kept only when private topics exist, so a later
+    /// `{"op":"subscribe"}` is authorized with the same token (Auth.swift).
+    var authHead: HTTPRequestHead?
+    /// What `{"op":"publish"}` may publish to (nil: no publish rights).
+    var publishGrant: PublishGrant?
     /// See `LoopFanout.Move.cursor`: every event of `topics` up to this id was given.
     var cursor: EventID?
     /// `LoopFanout.Move.attachedAtEvent` of the current log.

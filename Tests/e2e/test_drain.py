@@ -1,9 +1,13 @@
-"""SIGTERM drains: 500 SSE subscribers each get every event published before the signal and then a
-clean end of stream (FIN, not a reset); /healthz answers 503 meanwhile; pushd exits 0 within
-shutdown_timeout; the clients reconnect to a pushd restarted on the same port."""
+"""SIGTERM drains: 500 SSE and 500 WebSocket subscribers each get every event published before the
+signal and then a clean end (SSE: FIN, not a reset; WebSocket: Close 1001 "going away");
+/healthz answers 503 meanwhile; pushd exits 0 within shutdown_timeout; the clients reconnect to a
+pushd restarted on the same port."""
 import asyncio
+import json
 import signal
 import time
+
+import websockets
 
 
 from e2e_util import AsyncPublisher, AsyncSSE, free_port
@@ -37,6 +41,19 @@ def test_sigterm_drains_sse_and_clients_reconnect(backend, tmp_path):
     async def run():
         subs = await asyncio.gather(*[AsyncSSE.open(pushd.port, "/topics/drain") for _ in range(N_SUBS)])
         assert all(s.status == 200 for s in subs)
+        ws_url = f"ws://127.0.0.1:{pushd.port}/topics/drain"
+        sockets = await asyncio.gather(*[websockets.connect(ws_url, max_queue=None) for _ in range(N_SUBS)])
+
+        async def read_ws(ws):
+            got = []
+            try:
+                while True:
+                    got.append(json.loads(await ws.recv())["data"])
+            except websockets.ConnectionClosed:
+                return got, ws.close_code
+
+        ws_readers = [asyncio.create_task(read_ws(ws)) for ws in sockets]
+        await asyncio.sleep(0.2)  # every WebSocket subscription is attached (it was made with the 101)
         async with AsyncPublisher(pushd.port) as pub:
             for i in range(N_EVENTS):
                 await pub.publish("drain", f"event {i}".encode())
@@ -48,6 +65,10 @@ def test_sigterm_drains_sse_and_clients_reconnect(backend, tmp_path):
         assert status in (0, 503), status
         for s in subs:
             await s.wait_for(lambda s: s.eof, TIMEOUT_S + 2, "end of stream")
+        ws_results = await asyncio.wait_for(asyncio.gather(*ws_readers), TIMEOUT_S + 2)
+        for got, code in ws_results:
+            assert code == 1001, f"WebSocket closed with {code}, not 1001 going away"
+            assert got == [f"event {i}" for i in range(N_EVENTS)], got[:5]
         elapsed = time.monotonic() - t0
         for s in subs:
             assert not s.reset, "stream reset instead of a clean end"
@@ -72,6 +93,13 @@ def test_sigterm_drains_sse_and_clients_reconnect(backend, tmp_path):
                 await s.wait_events(1, 10)
                 assert s.events[0].data == "after restart"
                 await s.close()
+            ws_again = await asyncio.gather(*[websockets.connect(ws_url) for _ in range(N_SUBS)])
+            async with AsyncPublisher(pushd.port) as pub:
+                await pub.publish("drain", b"after restart, websocket")
+            for ws in ws_again:
+                msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                assert msg["data"] == "after restart, websocket", msg
+                await ws.close()
         finally:
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(10) == 0

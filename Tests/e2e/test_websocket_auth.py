@@ -1,0 +1,88 @@
+"""WebSocket and auth together (issue #6 Build 2-3 on the issue #4 transport): the Origin allowlist
+and private-topic authorization are decided before the 101; a `subscribe` command to a private
+topic needs the upgrade's token to grant it; the `publish` command needs `websocket.allow_publish`
+AND a publish grant for the topic; an expired token closes the socket with 1008."""
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+import websockets
+
+from auth_util import STATIC_TOKEN, Keys, bearer, claims, jwt, write_config
+from e2e_util import http_request
+
+
+@pytest.fixture
+def wsauthd(pushd_factory, tmp_path):
+    keys = Keys(tmp_path)
+    extra = "websocket:\n  allow_publish: true\ncors:\n  allowed_origins: [\"https://app.example\"]\n"
+    d = pushd_factory(args=["--config", str(write_config(tmp_path, keys, extra))])
+    d.keys = keys
+    return d
+
+
+def upgrade_status(port: int, path: str, headers: dict[str, str]) -> int:
+    h = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    h.update(headers)
+    return http_request(port, "GET", path, None, h).status
+
+
+def test_origin_and_private_topic_decided_before_101(wsauthd):
+    tok = jwt("HS256", claims(subscribe=["private/*"]), wsauthd.keys)
+    p = wsauthd.port
+    assert upgrade_status(p, "/topics/news", {"Origin": "https://evil.example"}) == 403
+    assert upgrade_status(p, "/topics/news", {"Origin": "https://app.example"}) == 101
+    assert upgrade_status(p, "/topics/private/a", {}) == 401
+    assert upgrade_status(p, "/topics/secret", bearer(tok)) == 403
+    assert upgrade_status(p, "/topics/private/a", bearer(tok)) == 101
+    assert upgrade_status(p, f"/topics/private/a?access_token={tok}", {}) == 101
+
+
+def test_subscribe_command_and_publish_command_rights(wsauthd):
+    sub_a = jwt("HS256", claims(subscribe=["private/a"], publish=["news"]), wsauthd.keys)
+
+    async def run():
+        url = f"ws://127.0.0.1:{wsauthd.port}/topics/news"
+        async with websockets.connect(url, additional_headers=bearer(sub_a)) as ws:
+            await ws.send(json.dumps({"op": "subscribe", "topic": "private/b", "ref": "1"}))
+            r = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert r["op"] == "error" and r["code"] == "forbidden_topic", r
+            await ws.send(json.dumps({"op": "subscribe", "topic": "private/a", "ref": "2"}))
+            r = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert r["op"] == "ack", r
+            await ws.send(json.dumps({"op": "publish", "topic": "secret", "data": "no", "ref": "3"}))
+            r = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert r["op"] == "error" and r["code"] == "forbidden_topic", r
+            await ws.send(json.dumps({"op": "publish", "topic": "news", "data": "yes", "ref": "4"}))
+            got = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(2)]
+            ack = next(m for m in got if m.get("op") == "ack")
+            ev = next(m for m in got if "data" in m)
+            assert ack["ref"] == "4" and ev == {"id": ack["id"], "topic": "news", "data": "yes"}, got
+        # Without any token: no publish rights at all.
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"op": "publish", "topic": "news", "data": "anon", "ref": "5"}))
+            r = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert r["op"] == "error" and r["code"] == "forbidden", r
+
+    asyncio.run(run())
+
+
+def test_expired_token_closes_with_1008(wsauthd):
+    tok = jwt("HS256", claims(subscribe=["private/*"], ttl=2), wsauthd.keys)
+
+    async def run():
+        url = f"ws://127.0.0.1:{wsauthd.port}/topics/private/x"
+        async with websockets.connect(url, additional_headers=bearer(tok)) as ws:
+            started = time.monotonic()
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            assert ws.close_code == 1008, (ws.close_code, ws.close_reason)
+            assert time.monotonic() - started < 8
+            assert closed.value is not None
+
+    asyncio.run(run())
