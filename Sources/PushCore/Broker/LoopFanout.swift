@@ -113,17 +113,7 @@ public final class LoopFanout {
             fanOut(subscription.pendingInbox)
             subscription.pendingInbox = []
         }
-        let key = StreamKey(topics: topics, format: format)
-        let log: StreamLog
-        if let existing = logsByKey[key] {
-            log = existing
-        } else {
-            log = StreamLog(key: key, chunkSize: chunkSize)
-            logsByKey[key] = log
-            for topic in key.topics { logsByTopic[topic, default: []].append(log) }
-        }
-        log.attach(queue)
-        subscriberCount += 1
+        attach(queue, key: StreamKey(topics: topics, format: format))
         return subscription
     }
 
