@@ -75,7 +75,7 @@ def num(r, key):
 
 def clean(r):
     """A run that completed with every delivery (rc 0)."""
-    return bool(r) and "error" not in r and r.get("rc") == 0
+    return bool(r) and "error" not in r and "warning" not in r and r.get("rc") == 0
 
 
 def derive(r):
@@ -313,7 +313,7 @@ def summary_table(title, key, digits, wls, explain):
                 cells.append("failed")
             else:
                 v = fmt(num(r, key), digits)
-                cells.append(v + ("" if clean(r) else " (rc %s)" % r.get("rc")))
+                cells.append(v + ("" if r.get("rc") == 0 else " (rc %s)" % r.get("rc")) + (" (flagged)" if "warning" in r else ""))
         for x, y in rcols:
             cells.append(ratio_text(num(main.get((x, w)), key), num(main.get((y, w)), key)))
         P(f"| {w} | " + " | ".join(cells) + " |")
@@ -387,6 +387,8 @@ for wl in workloads:
         r = main[(s, wl)]
         if r.get("rc", 0) != 0:
             P(f"- {name(s)}: client exit status {r.get('rc')} (missing/failed deliveries or timeout: see the JSON line)")
+        if "warning" in r:
+            P(f"- {name(s)}: **not trustworthy**: {r['warning']}")
     P("")
 
 # ---- cross-check ---------------------------------------------------------------------------------------
@@ -405,7 +407,8 @@ if cross:
                 continue
             m = main.get((s, wl))
             mc, fc = num(m, "cpu_per_delivery_us"), num(f, "cpu_per_delivery_us")
-            P(f"| {wl} | {name(s)} | {fmt(mc, 3)} | {fmt(fc, 3)}" + ("" if clean(f) else f" (rc {f.get('rc')})") +
+            P(f"| {wl} | {name(s)} | {fmt(mc, 3)} | {fmt(fc, 3)}" + ("" if f.get("rc") == 0 else f" (rc {f.get('rc')})") +
+              (" (flagged: port shared)" if "warning" in f else "") +
               f" | {ratio_text(fc, mc)} | {fmt(num(m, 'client_cpu_s'), 2)} | {fmt(num(f, 'client_cpu_s'), 2)} | "
               f"{fmt(num(m, 'rss_per_conn_bytes'), 0)} / {fmt(num(f, 'rss_per_conn_bytes'), 0)} | "
               f"{fmt(num(m, 'missing'))} / {fmt(num(f, 'missing'))} |")
@@ -470,7 +473,8 @@ if perfruns:
 # ---- commands and raw lines ----------------------------------------------------------------------------
 P("## Exact commands\n")
 P("Each server was started fresh for each run; `<pid>` is the server's pid (nginx: the worker's pid), `PREFIX` "
-  "a fresh temp directory. Sizes are in the client command.\n")
+  "a fresh temp directory. Sizes are in the client command. Ports are the first free ones from 18080 (pushd), "
+  "19180 (nchan), 21180 (limit); after each run the port was checked for listeners that were not ours.\n")
 P("```")
 for kind, server, wl, server_cmd, client_cmd in commands:
     P(f"# {kind}: {name(server)} / {wl}\n{server_cmd.rstrip()}\n{client_cmd}")
