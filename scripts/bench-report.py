@@ -125,7 +125,8 @@ P("pushd on both of its loop backends (`--event-loop io_uring` and `--event-loop
   "server's utime+stime from /proc/PID/stat over the publish+drain phase ÷ deliveries) and **RSS per "
   "connection** (VmRSS after subscribing minus before, ÷ subscribers) side by side within this run; wall-clock "
   "figures (latency, rates) depend on the load of the machine and on the client sharing its cores with the "
-  "server.\n")
+  "server. CPU times come from /proc in clock ticks (10 ms), so rows with well under a second of server CPU "
+  "(the `--quick` sizes, scale's few events) are coarse.\n")
 
 # ---- targets ------------------------------------------------------------------------------------------
 targets = []  # (target, measured, status)
