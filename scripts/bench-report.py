@@ -352,8 +352,12 @@ METRICS = [
     ("fanout_ms_per_event", "fan-out time per event (ms)", 2),
     ("client_cpu_s", "client CPU (s)", 2),
     ("elapsed_s", "elapsed (s)", 1),
+    ("loadavg_1m_start", "machine load (1-min average) at start", 2),
+    ("host_busy_cpus", "busy CPUs during the run (of all)", 2),
 ]
-IDLE_KEYS = {"subscribed", "rss_per_conn_bytes", "rss_kib", "projected_1m_mib", "connect_s", "connect_rate", "elapsed_s"}
+IDLE_KEYS = {"subscribed", "rss_per_conn_bytes", "rss_kib", "projected_1m_mib", "connect_s", "connect_rate", "elapsed_s",
+             "loadavg_1m_start", "host_busy_cpus"}
+NO_RATIO = {"loadavg_1m_start", "host_busy_cpus"}
 COUNT_KEYS = {"subscribed", "deliveries", "missing", "duplicates", "out_of_order"}
 ONLY_SCALE = {"projected_1m_mib", "connect_rate", "fanout_ms_per_event"}
 
@@ -381,9 +385,12 @@ for wl in workloads:
             continue
         line = f"| {label} | " + " | ".join(fmt(v, digits) for v in vals)
         for x, y in rcols:
-            line += " | " + ("" if key in COUNT_KEYS else ratio_text(num(main.get((x, wl)), key), num(main.get((y, wl)), key)))
+            line += " | " + ("" if key in COUNT_KEYS or key in NO_RATIO else ratio_text(num(main.get((x, wl)), key), num(main.get((y, wl)), key)))
         P(line + " |")
     P("")
+    if wl in ("scale", "idle", "idle-ws"):
+        P("Projected RSS at 1,000,000 subscribers = RSS before subscribing + 1,000,000 × RSS per connection "
+          "(linear; one process cannot hold that many here: the fd hard limit is 20,000).\n")
     for s in present:
         r = main[(s, wl)]
         if r.get("rc", 0) != 0:
