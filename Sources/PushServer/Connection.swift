@@ -19,10 +19,29 @@ final class Connection {
     let peer: PeerAddress
     var mode: Mode = .http
     /// The request parser; released once the connection becomes a stream (idle streams hold no
-    /// parse state).
-    var parser: HTTPRequestParser?
-    /// The head of the request whose body is being read.
-    var head: HTTPRequestHead?
+    /// parse state). Stored out of line (`parserBox`, 200+ bytes), so a stream's Connection stays
+    /// small: per-connection memory is what bounds how many subscribers one machine holds.
+    var parser: HTTPRequestParser? {
+        get { parserBox?.value }
+        set {
+            guard let newValue else {
+                parserBox = nil
+                if headBox?.value == nil { headBox = nil }
+                return
+            }
+            if let box = parserBox { box.value = newValue } else { parserBox = Box(newValue) }
+        }
+    }
+    private var parserBox: Box<HTTPRequestParser>?
+    /// The head of the request whose body is being read; out of line like `parser` (the box is
+    /// kept between requests and released with the parser).
+    var head: HTTPRequestHead? {
+        get { headBox?.value }
+        set {
+            if let box = headBox { box.value = newValue } else if newValue != nil { headBox = Box(newValue) }
+        }
+    }
+    private var headBox: Box<HTTPRequestHead?>?
     /// Body bytes of the current request.
     var body: [UInt8] = []
     /// Everything to write, in order.
@@ -56,7 +75,7 @@ final class Connection {
     init(id: ConnectionID, peer: PeerAddress, limits: HTTPParserLimits, now: UInt64) {
         self.id = id
         self.peer = peer
-        self.parser = HTTPRequestParser(limits: limits)
+        self.parserBox = Box(HTTPRequestParser(limits: limits))
         self.out = OutboundQueue(token: Connection.token(id))
         self.lastActivity = now
     }

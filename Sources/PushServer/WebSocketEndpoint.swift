@@ -165,7 +165,7 @@ extension LoopWorker {
         guard let s = c.ws, !s.closeSent else { return }
         var rest = bytes
         while !s.closeSent && !c.closing {
-            let (consumed, event) = s.decoder.parse(rest)
+            let (consumed, event) = s.parse(rest)
             rest = UnsafeRawBufferPointer(rebasing: rest[consumed...])
             switch event {
             case .needMoreData:

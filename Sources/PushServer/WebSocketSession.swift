@@ -4,8 +4,11 @@ import PushCore
 /// client sends, what was negotiated, the topic set, the replay cursor, and the keep-alive and
 /// closing handshake. Lives on the connection's loop.
 final class WebSocketSession {
-    /// Decodes client frames (masking, limits, fragmentation, UTF-8, RFC 6455 §5).
-    var decoder: WebSocketFrameDecoder
+    /// Decodes client frames (masking, limits, fragmentation, UTF-8, RFC 6455 §5). Made when
+    /// bytes arrive and dropped again when it is at rest between frames (`parse`), so an idle
+    /// WebSocket holds no decoder: per-connection memory bounds how many subscribers fit.
+    private var decoderBox: Box<WebSocketFrameDecoder>?
+    private let maxMessageBytes: Int
     /// `GET /ws/echo`: every message is sent back; no commands, no subscription.
     let echo: Bool
     /// Envelope or raw (`?format=raw`).
@@ -17,8 +20,13 @@ final class WebSocketSession {
     /// The subscribed topics, in the order the client added them.
     var topics: [String] = []
     /// The upgrade request's head, kept only when private topics exist, so a later
-    /// `{"op":"subscribe"}` is authorized with the same token (Auth.swift).
-    var authHead: HTTPRequestHead?
+    /// `{"op":"subscribe"}` is authorized with the same token (Auth.swift). Out of line: most
+    /// sessions never hold one.
+    var authHead: HTTPRequestHead? {
+        get { authHeadBox?.value }
+        set { authHeadBox = newValue.map { Box($0) } }
+    }
+    private var authHeadBox: Box<HTTPRequestHead>?
     /// What `{"op":"publish"}` may publish to (nil: no publish rights).
     var publishGrant: PublishGrant?
     /// See `LoopFanout.Move.cursor`: every event of `topics` up to this id was given.
@@ -39,11 +47,24 @@ final class WebSocketSession {
         maxMessageBytes: Int, echo: Bool, message: WebSocketFrameFormat.Message,
         deflate: PerMessageDeflateParameters?, now: UInt64
     ) {
-        self.decoder = WebSocketFrameDecoder(maxMessageBytes: maxMessageBytes, permessageDeflate: deflate != nil)
+        self.maxMessageBytes = maxMessageBytes
         self.echo = echo
         self.message = message
         self.deflate = deflate
         self.lastPingAt = now
+    }
+
+    /// Decodes the next frame event from the front of `bytes` (`WebSocketFrameDecoder.parse`).
+    /// When more bytes are needed at a frame boundary the decoder is released.
+    func parse(_ bytes: UnsafeRawBufferPointer) -> (consumed: Int, event: WebSocketFrameEvent) {
+        let box = decoderBox ?? Box(WebSocketFrameDecoder(maxMessageBytes: maxMessageBytes, permessageDeflate: deflate != nil))
+        let result = box.value.parse(bytes)
+        if case .needMoreData = result.event, box.value.isAtRest {
+            decoderBox = nil
+        } else {
+            decoderBox = box
+        }
+        return result
     }
 
     /// The stream format of this subscriber's log: its message form and compression window.

@@ -71,11 +71,12 @@ public final class OutboundQueue {
             if !segments.isEmpty {
                 let segment: SharedBytes
                 if segments.count == 1 {
-                    segment = segments.removeFirst()
+                    segment = segments.first!
+                    segments = []  // frees the storage: an idle subscriber keeps none
                 } else {
                     // Coalesce queued segments into one send.
                     let parts = segments
-                    segments.removeAll(keepingCapacity: true)
+                    segments = []
                     segment = SharedBytes(count: segmentBytes) { out in
                         var at = 0
                         for p in parts {

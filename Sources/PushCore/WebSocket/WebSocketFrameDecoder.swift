@@ -136,6 +136,10 @@ public struct WebSocketFrameDecoder: Sendable {
     /// True while a fragmented data message has started but not finished.
     public var isMessageInProgress: Bool { messageOpcode != nil }
 
+    /// True between frames with no message in progress: the decoder holds nothing a fresh one
+    /// (same limits) would not, so a server may drop it and make a new one when bytes arrive.
+    public var isAtRest: Bool { state == .header && headerIndex == 0 && messageOpcode == nil }
+
     /// Consumes bytes from the front of `buffer` and reports how many it consumed and what it found.
     ///
     /// Call repeatedly with the unconsumed rest of the buffer until it returns
