@@ -52,13 +52,26 @@ struct AuthGrant: Sendable {
     static let open = AuthGrant(expiresAtMilliseconds: nil)
 }
 
-/// What an authorized publisher may publish to.
-enum PublishGrant {
-    case everything
-    case topics(TopicPatterns)
+/// What an authorized publisher may publish to, and whom its events are charged to.
+struct PublishGrant {
+    /// The topics a publisher may publish to.
+    enum Scope {
+        /// Any topic: a static token, or no publish auth configured.
+        case everything
+        /// The topics of a JWT's `pushd.publish` claim.
+        case topics(TopicPatterns)
+    }
+
+    var scope: Scope
+    /// The token the publish rate is charged to (RateLimiter.swift); nil for an anonymous publish,
+    /// which is charged to its client address.
+    var rateIdentity: PublishRateIdentity?
+
+    /// Anonymous publishing (no publish auth configured): anything, charged to the address.
+    static let anonymous = PublishGrant(scope: .everything, rateIdentity: nil)
 
     func allows(_ topic: String) -> Bool {
-        switch self {
+        switch scope {
         case .everything: return true
         case .topics(let patterns): return patterns.matches(topic)
         }
@@ -69,20 +82,28 @@ extension LoopWorker {
     /// Authorizes a publisher from `Authorization: Bearer`. Without publish auth configured
     /// (allowed only on loopback listeners, or with `auth.publish.allow_anonymous`) anyone may.
     func authorizePublish(_ head: HTTPRequestHead) -> Result<PublishGrant, Refusal> {
-        let auth = self.auth
-        guard auth.settings.publishConfigured else { return .success(.everything) }
-        guard let token = Self.bearerToken(head) else {
+        Self.authorizePublish(head, auth: auth, now: Double(Clock.wallMilliseconds()) / 1000)
+    }
+
+    /// `authorizePublish(_:)` against `auth` at `now` (seconds since the epoch), with no loop
+    /// state. The grant's `rateIdentity` is the token's: a static token's digest, a JWT's
+    /// subject (or its digest without `sub`); nil when no publish auth is configured.
+    static func authorizePublish(_ head: HTTPRequestHead, auth: AuthContext, now: Double) -> Result<PublishGrant, Refusal> {
+        guard auth.settings.publishConfigured else { return .success(.anonymous) }
+        guard let token = bearerToken(head) else {
             return .failure(Refusal(401, "unauthorized", "publishing needs Authorization: Bearer <token>"))
         }
         let bytes = Array(token.utf8)
         var matched = false
         for candidate in auth.staticTokens where constantTimeEqual(candidate, bytes) { matched = true }
-        if matched { return .success(.everything) }
+        if matched { return .success(PublishGrant(scope: .everything, rateIdentity: .token(digest: sha256Hex(bytes)))) }
         guard let verifier = auth.verifier else {
             return .failure(Refusal(401, "invalid_token", "the bearer token is not valid"))
         }
-        switch JWT.verify(token, verifier: verifier, policy: auth.policy, now: Double(Clock.wallMilliseconds()) / 1000) {
-        case .success(let claims): return .success(.topics(claims.publish))
+        switch JWT.verify(token, verifier: verifier, policy: auth.policy, now: now) {
+        case .success(let claims):
+            let identity = PublishRateIdentity.jwt(claims) { sha256Hex(bytes) }
+            return .success(PublishGrant(scope: .topics(claims.publish), rateIdentity: identity))
         case .failure(let e): return .failure(Refusal(401, "invalid_token", e.description))
         }
     }

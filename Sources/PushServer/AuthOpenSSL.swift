@@ -162,3 +162,18 @@ func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     _ = b.withUnsafeBufferPointer { SHA256($0.baseAddress, $0.count, &db) }
     return CRYPTO_memcmp(da, db, 32) == 0 && a.count == b.count
 }
+
+/// SHA-256 of `bytes` as 64 lower-case hex digits: the rate-limit identity of a token without a
+/// subject (``PublishRateIdentity/token(digest:)``), so the bucket table never holds a credential.
+func sha256Hex(_ bytes: [UInt8]) -> String {
+    var digest = [UInt8](repeating: 0, count: 32)
+    _ = bytes.withUnsafeBufferPointer { SHA256($0.baseAddress, $0.count, &digest) }
+    let hex = Array("0123456789abcdef".utf8)
+    var out: [UInt8] = []
+    out.reserveCapacity(64)
+    for b in digest {
+        out.append(hex[Int(b >> 4)])
+        out.append(hex[Int(b & 0x0F)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}

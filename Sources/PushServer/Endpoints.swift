@@ -151,7 +151,7 @@ extension LoopWorker {
             }
             let event = try validatedEvent(topic: topic, name: name, data: body).get()
             let key = try idempotencyKey(head).get()
-            try chargePublish(c, events: 1)
+            try chargePublish(c, grant: grant, events: 1)
             return shared.broker.publish(
                 batch: [event], idempotencyKey: key, fromLoop: index, nowMilliseconds: Clock.wallMilliseconds())
         }
@@ -168,9 +168,10 @@ extension LoopWorker {
         }
     }
 
-    /// Throws a 429 refusal when the client is over `limits.publish_rate` (RateLimiter.swift).
-    private func chargePublish(_ c: Connection, events: Int) throws(Refusal) {
-        guard let wait = publishRetryAfter(c, events: events) else { return }
+    /// Throws a 429 refusal when the publisher (its token, or its address when anonymous) is over
+    /// `limits.publish_rate` (RateLimiter.swift).
+    private func chargePublish(_ c: Connection, grant: PublishGrant, events: Int) throws(Refusal) {
+        guard let wait = publishRetryAfter(c, grant: grant, events: events) else { return }
         var r = Refusal(429, "rate_limited", "over limits.publish_rate (\(config.http.publishRate) events/s); retry in \(wait) s")
         r.retryAfter = wait
         throw r
@@ -225,7 +226,7 @@ extension LoopWorker {
                 if let refusal = checkPublish(grant, topic: topic, field: field + "topic: ") { throw refusal }
             }
             let key = try idempotencyKey(head).get()
-            try chargePublish(c, events: batch.count)
+            try chargePublish(c, grant: grant, events: batch.count)
             return shared.broker.publish(
                 batch: batch, idempotencyKey: key, fromLoop: index, nowMilliseconds: Clock.wallMilliseconds())
         }

@@ -3,8 +3,9 @@ import Synchronization
 /// Token buckets limiting how many events a client may publish per second
 /// (`limits.publish_rate`, `limits.publish_burst`), shared by every loop.
 ///
-/// Each key (today `ip:<address>`; `token:<subject>` once publish auth exists — see
-/// ``LoopWorker/publishRateKey(_:)``) has a bucket of `burst` tokens refilled at `rate` per second;
+/// Each key (``PublishRateIdentity/key``: the publish token's subject or digest, or `ip:<address>`
+/// for an anonymous publish — see `LoopWorker.publishRateKey`) has a bucket of `burst` tokens
+/// refilled at `rate` per second;
 /// publishing n events takes n tokens (at most `burst`, so a batch larger than the burst is
 /// possible from a full bucket). The table is pruned of full buckets when it grows, so its size is
 /// bounded by the clients that published in the last `burst / rate` seconds.
@@ -42,18 +43,22 @@ final class PublishRateLimiter: Sendable {
 }
 
 extension LoopWorker {
-    /// The rate-limit key of a publisher. Hook for publish auth: once a request carries a verified
-    /// token, key by its subject (`token:<sub>`) instead of the address.
-    func publishRateKey(_ c: Connection) -> String { "ip:" + c.peer.host }
+    /// The bucket a publish is charged to: the token's identity when the publish was authorized
+    /// by one (a JWT's subject, else a digest of the token), otherwise the client address. Two
+    /// tokens behind one address get a bucket each; one token used from many addresses shares one.
+    static func publishRateKey(peerHost: String, grant: PublishGrant) -> String {
+        (grant.rateIdentity ?? .address(peerHost)).key
+    }
 
-    /// Charges `events` publishes to the connection's client. Returns nil when allowed, else the
-    /// `Retry-After` seconds for a `429`. Loopback clients are exempt when
-    /// `limits.exempt_loopback` is set (the local application is trusted, and a reverse proxy
-    /// would otherwise throttle all of its clients together).
-    func publishRetryAfter(_ c: Connection, events: Int) -> Int? {
+    /// Charges `events` publishes under `grant` (see `publishRateKey`). Returns nil when allowed,
+    /// else the `Retry-After` seconds for a `429`. Loopback clients are exempt, token or not,
+    /// when `limits.exempt_loopback` is set (the local application is trusted, and a reverse
+    /// proxy would otherwise throttle all of its anonymous clients together).
+    func publishRetryAfter(_ c: Connection, grant: PublishGrant, events: Int) -> Int? {
         let h = config.http
         if h.exemptLoopback && ConnectionAdmission.isLoopback(c.peer.host) { return nil }
         return shared.publishLimiter.take(
-            publishRateKey(c), count: events, rate: Double(h.publishRate), burst: h.publishBurst, now: now)
+            Self.publishRateKey(peerHost: c.peer.host, grant: grant), count: events,
+            rate: Double(h.publishRate), burst: h.publishBurst, now: now)
     }
 }

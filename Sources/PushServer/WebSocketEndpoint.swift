@@ -280,6 +280,10 @@ extension LoopWorker {
             guard bytes.count <= config.http.maxEventBytes else {
                 return refuse("event_too_large", "event data is \(bytes.count) bytes; limits.max_event_bytes is \(config.http.maxEventBytes)")
             }
+            // Charged like an HTTP publish, to the upgrade token (or the address when anonymous).
+            if let wait = publishRetryAfter(c, grant: grant, events: 1) {
+                return refuse("rate_limited", "over limits.publish_rate (\(config.http.publishRate) events/s); retry in \(wait) s")
+            }
             let event = shared.broker.publish(
                 topic: topic, name: name, data: SharedBytes(bytes), fromLoop: index, nowMilliseconds: Clock.wallMilliseconds())
             shared.stats.published()

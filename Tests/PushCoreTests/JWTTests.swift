@@ -129,6 +129,17 @@ struct JWTTests {
         #expect(check("{}", JWTPolicy(), now: 0).success?.expiresAt == nil)
     }
 
+    @Test("sub and iss are read when they are strings (the publish rate identity)")
+    func readsSubjectAndIssuer() {
+        let c = check(#"{"sub":"alice","iss":"https://issuer.test"}"#, JWTPolicy()).success
+        #expect(c?.subject == "alice" && c?.issuer == "https://issuer.test")
+        // Not strings: no subject, no issuer, and the token is still accepted.
+        let odd = check(#"{"sub":42,"iss":["x"]}"#, JWTPolicy()).success
+        #expect(odd != nil && odd?.subject == nil && odd?.issuer == nil)
+        #expect(PublishRateIdentity.jwt(c!, tokenDigest: { "unused" }) == .subject(issuer: "https://issuer.test", subject: "alice"))
+        #expect(PublishRateIdentity.jwt(odd!, tokenDigest: { "d1" }) == .token(digest: "d1"))
+    }
+
     @Test func checksAudienceAndIssuer() {
         let p = JWTPolicy(audience: "pushd", issuer: "iss")
         #expect(check(#"{"aud":"pushd","iss":"iss"}"#, p).failure == nil)

@@ -39,8 +39,17 @@ def frame(opcode: int, payload: bytes = b"", fin: bool = True, mask: bool = True
 class RawWS:
     """A blocking WebSocket client that sends whatever bytes it is told to."""
 
-    def __init__(self, port: int, path: str = "/ws/echo", extra: dict[str, str] | None = None):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port: int, path: str = "/ws/echo", extra: dict[str, str] | None = None,
+                 rcvbuf: int | None = None):
+        """`rcvbuf` sets SO_RCVBUF before connecting, so the advertised window is small from the
+        start. Shrinking it on a connected socket retracts a window already advertised, and since
+        Linux 6.17 ("tcp: stronger sk_rcvbuf checks") the segments then dropped can take the
+        peer's window updates with them: both sides stall in zero-window probing."""
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(10)
+        self.sock.connect(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.sendall(handshake_bytes(path, port, extra))
         self.buf = b""

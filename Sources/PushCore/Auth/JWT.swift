@@ -85,6 +85,11 @@ public struct JWTClaims: Sendable, Equatable {
     public var publish: TopicPatterns
     /// Private topics this token may subscribe to: `pushd.subscribe`.
     public var subscribe: TopicPatterns
+    /// `sub` when it is a string (RFC 7519 §4.1.2): whom the token was issued to. Publishes are
+    /// rate-limited per subject (``PublishRateIdentity``). nil when absent or not a string.
+    public var subject: String? = nil
+    /// `iss` when it is a string (RFC 7519 §4.1.1); a subject is unique only within its issuer.
+    public var issuer: String? = nil
 }
 
 /// A parsed but not yet verified JWS in compact serialization (RFC 7515 §7.1).
@@ -184,7 +189,10 @@ public enum JWT {
                 if target == 0 { publish = TopicPatterns(patterns) } else { subscribe = TopicPatterns(patterns) }
             }
         }
-        return .success(JWTClaims(expiresAt: expiresAt, publish: publish, subscribe: subscribe))
+        return .success(
+            JWTClaims(
+                expiresAt: expiresAt, publish: publish, subscribe: subscribe,
+                subject: claims["sub"]?.stringValue, issuer: claims["iss"]?.stringValue))
     }
 
     /// A NumericDate (RFC 7519 §2): a JSON number of seconds since the epoch.
