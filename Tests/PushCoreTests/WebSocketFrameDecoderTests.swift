@@ -376,6 +376,37 @@ struct WebSocketFrameDecoderTests {
     }
 }
 
+extension WebSocketFrameDecoderTests {
+    /// `isAtRest` is what lets the server drop an idle connection's decoder: true only between
+    /// frames with no fragmented message open.
+    @Test func atRestOnlyBetweenFramesWithNoMessageOpen() {
+        var d = WebSocketFrameDecoder(maxMessageBytes: 1 << 16)
+        #expect(d.isAtRest)
+        let whole = WS.text("hello")
+        // Half a header, then the rest of a frame's header: not at rest.
+        whole.withUnsafeBytes { b in
+            let (n, e) = d.parse(UnsafeRawBufferPointer(rebasing: b[0..<1]))
+            #expect(n == 1)
+            guard case .needMoreData = e else { Issue.record("\(e)"); return }
+        }
+        #expect(!d.isAtRest)
+        whole.withUnsafeBytes { b in _ = d.parse(UnsafeRawBufferPointer(rebasing: b[1...])) }
+        #expect(d.isAtRest)
+        // A first fragment leaves a message open until its final fragment.
+        WS.text("par", fin: false).withUnsafeBytes { b in
+            var rest = b
+            while !rest.isEmpty {
+                let (n, _) = d.parse(rest)
+                rest = UnsafeRawBufferPointer(rebasing: rest[n...])
+                if n == 0 { break }
+            }
+        }
+        #expect(!d.isAtRest)
+        WS.frame(0x0, Array("t".utf8)).withUnsafeBytes { b in _ = d.parse(b) }
+        #expect(d.isAtRest)
+    }
+}
+
 @Suite("WebSocketUTF8Validator")
 struct WebSocketUTF8ValidatorTests {
     /// Agreement with the standard library's validation on many pseudo-random byte strings,
