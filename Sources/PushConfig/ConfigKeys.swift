@@ -247,6 +247,10 @@ enum ConfigKeys {
         .choice("subscriber.slow_policy", SlowPolicy.allCases.map(\.rawValue)) { config, word in
             config.subscriber.slowPolicy = SlowPolicy(rawValue: word) ?? .disconnect
         },
+        .milliseconds("subscriber.coalesce_delay", plain: .milliseconds, 0...1000) {
+            $0.subscriber.coalesceDelayMilliseconds = $1
+        },
+        .size("subscriber.coalesce_bytes", 1...(1 << 20)) { $0.subscriber.coalesceBytes = $1 },
 
         .integer("replay.events", 0...10_000_000) { $0.replay.events = $1 },
         .size("replay.max_bytes", 0...(1 << 30)) { $0.replay.maxBytes = $1 },

@@ -37,6 +37,8 @@ public final class EpollLoop: EventLoop {
     private let events: UnsafeMutablePointer<epoll_event>
     private let eventCapacity: Int32 = 512
     private let tickNanoseconds: UInt64
+    /// `wakeBy(_:)`'s deadline for the next wait (0: none).
+    private var wakeDeadline: UInt64 = 0
     private let backoffNanoseconds: UInt64
     private var nextTick: UInt64 = 0
     private var listeners: [Listener] = []
@@ -208,9 +210,17 @@ public final class EpollLoop: EventLoop {
 
     // MARK: Waiting
 
+    /// Makes the next `epoll_wait` end by `deadline`; see `EventLoop.wakeBy(_:)`.
+    public func wakeBy(_ deadline: UInt64) {
+        wakeDeadline = wakeDeadline == 0 ? deadline : min(wakeDeadline, deadline)
+    }
+
     private func waitTimeout() -> Int32 {
+        let wake = wakeDeadline
+        wakeDeadline = 0
         if !completions.isEmpty || !pendingCloses.isEmpty { return 0 }
         var deadline = nextTick
+        if wake != 0 { deadline = min(deadline, wake) }
         for listener in listeners where listener.active && listener.resumeAt != 0 {
             deadline = min(deadline, listener.resumeAt)
         }

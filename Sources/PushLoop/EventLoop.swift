@@ -185,6 +185,12 @@ public protocol EventLoop: AnyObject {
     func run() throws
     /// Makes `run` return after the current iteration. Call on the loop thread (from a callback).
     func stop()
+    /// Makes the loop's next wait end by `deadline` (CLOCK_MONOTONIC nanoseconds, as
+    /// `LoopHandler.tick(now:)` uses) even when nothing completes, so `iterationWillEnd` runs again
+    /// by then. One-shot: it applies to the next wait only, and the earliest of several calls wins.
+    /// A deadline already past makes the next wait return at once. The server uses it to flush
+    /// sends it held back for coalescing.
+    func wakeBy(_ deadline: UInt64)
 }
 
 /// Errors creating or running a loop.

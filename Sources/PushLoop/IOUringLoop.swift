@@ -47,6 +47,9 @@ public final class IOUringLoop: EventLoop {
     private let tickSpec: UnsafeMutablePointer<__kernel_timespec>
     private let backoffSpec: UnsafeMutablePointer<__kernel_timespec>
     private let wakeValue: UnsafeMutablePointer<UInt64>
+    /// `wakeBy(_:)`'s deadline for the next wait (0: none), and the relative timeout passed for it.
+    private var wakeDeadline: UInt64 = 0
+    private let waitSpec: UnsafeMutablePointer<__kernel_timespec>
     private var multishotTimeout = true
     private var listeners: [Listener] = []
     /// Receives stopped by ENOBUFS, re-armed after the completion batch.
@@ -128,6 +131,8 @@ public final class IOUringLoop: EventLoop {
         self.backoffSpec.initialize(to: __kernel_timespec(tv_sec: Int64(backoff / 1000), tv_nsec: Int64(backoff % 1000) * 1_000_000))
         self.wakeValue = .allocate(capacity: 1)
         self.wakeValue.initialize(to: 0)
+        self.waitSpec = .allocate(capacity: 1)
+        self.waitSpec.initialize(to: __kernel_timespec(tv_sec: 0, tv_nsec: 0))
         receiveRearms.reserveCapacity(64)
         pendingCloses.reserveCapacity(64)
         pendingClosesSpare.reserveCapacity(64)
@@ -146,6 +151,7 @@ public final class IOUringLoop: EventLoop {
         tickSpec.deallocate()
         backoffSpec.deallocate()
         wakeValue.deallocate()
+        waitSpec.deallocate()
     }
 
     // MARK: EventLoop
@@ -235,7 +241,7 @@ public final class IOUringLoop: EventLoop {
         try withExtendedLifetime(strongHandler) {
             while running {
                 let waitFor: UInt32 = pendingCloses.isEmpty && receiveRearms.isEmpty ? 1 : 0
-                let result = io_uring_submit_and_wait(ring, waitFor)
+                let result = submitAndWait(waitFor)
                 if result < 0 {
                     switch -result {
                     case EINTR, EAGAIN, EBUSY, ETIME: break
@@ -251,6 +257,26 @@ public final class IOUringLoop: EventLoop {
 
     /// Makes `run` return after the current iteration. Call on the loop thread.
     public func stop() { running = false }
+
+    /// Makes the next wait end by `deadline`; see `EventLoop.wakeBy(_:)`.
+    public func wakeBy(_ deadline: UInt64) {
+        wakeDeadline = wakeDeadline == 0 ? deadline : min(wakeDeadline, deadline)
+    }
+
+    /// The iteration's one `io_uring_enter`: submits every prepared SQE and waits for `waitFor`
+    /// completions — bounded by the `wakeBy` deadline when one is set (IORING_ENTER_EXT_ARG
+    /// timeout, kernel 5.11+; the result is then -ETIME when it expires).
+    private func submitAndWait(_ waitFor: UInt32) -> Int32 {
+        let deadline = wakeDeadline
+        wakeDeadline = 0
+        guard deadline != 0, waitFor > 0 else { return io_uring_submit_and_wait(ring, waitFor) }
+        let now = LoopSupport.monotonicNanoseconds()
+        let wait = deadline > now ? deadline - now : 0
+        guard wait > 0 else { return io_uring_submit_and_wait(ring, 0) }
+        waitSpec.pointee = __kernel_timespec(tv_sec: Int64(wait / 1_000_000_000), tv_nsec: Int64(wait % 1_000_000_000))
+        var cqe: UnsafeMutablePointer<io_uring_cqe>?
+        return io_uring_submit_and_wait_timeout(ring, &cqe, waitFor, waitSpec, nil)
+    }
 
     // MARK: Setup
 

@@ -60,6 +60,7 @@ final class LoopWorker: LoopHandler {
         self.parserLimits = HTTPParserLimits(
             maxRequestLineBytes: h.maxRequestLineBytes, maxHeaderBytes: h.maxHeaderBytes,
             maxHeaderCount: h.maxHeaderCount, maxBodyBytes: max(h.maxEventBytes, h.maxBatchBytes))
+        fanout.coalesce = shared.config.subscriber.coalescePolicy
     }
 
     // MARK: - Connection table
@@ -285,9 +286,10 @@ final class LoopWorker: LoopHandler {
     func iterationWillEnd() {
         now = Clock.monotonicNanoseconds()
         fanout.drainInbox()
-        fanout.forEachReadySubscriber { queue in
+        fanout.forEachReadySubscriber(now: now) { queue in
             if let c = connection(Connection.id(fromToken: queue.token)) { startSend(c) }
         }
+        if fanout.holdDeadline != 0 { loop.wakeBy(fanout.holdDeadline) }  // held back: CoalescePolicy
         closeEvicted()
     }
 

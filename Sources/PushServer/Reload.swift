@@ -102,6 +102,7 @@ extension LoopWorker {
         self.config = config
         fanout.limits = QueueLimits(events: config.subscriber.queueEvents, bytes: config.subscriber.queueBytes)
         fanout.slowPolicy = config.subscriber.slowPolicy
+        fanout.coalesce = config.subscriber.coalescePolicy
         let h = config.http
         parserLimits = HTTPParserLimits(
             maxRequestLineBytes: h.maxRequestLineBytes, maxHeaderBytes: h.maxHeaderBytes,

@@ -156,7 +156,19 @@ public struct SubscriberSettings: Sendable, Equatable {
     public var queueBytes: Int = 4 * 1024 * 1024
     /// `subscriber.slow_policy`: `disconnect` or `drop`.
     public var slowPolicy: SlowPolicy = .disconnect
+    /// `subscriber.coalesce_delay`: longest new events are held back so that several go out in
+    /// one write, in milliseconds; 0 = never (the default; see `CoalescePolicy`).
+    public var coalesceDelayMilliseconds: Int = 0
+    /// `subscriber.coalesce_bytes`: a stream with this many unsent new bytes is written at once.
+    public var coalesceBytes: Int = 4096
     public init() {}
+
+    /// The fan-out's policy for these settings, nil when `coalesce_delay` is 0.
+    public var coalescePolicy: CoalescePolicy? {
+        guard coalesceDelayMilliseconds > 0 else { return nil }
+        return CoalescePolicy(
+            delayNanoseconds: UInt64(coalesceDelayMilliseconds) * 1_000_000, bytes: coalesceBytes)
+    }
 }
 
 /// `replay.*` — what each topic retains for `Last-Event-ID` resumption.

@@ -366,6 +366,30 @@ struct EventLoopTests {
         #expect(waitUntil { harness.snapshot().woken > after })
     }
 
+    @Test("wakeBy ends the next wait by its deadline, without spinning", arguments: LoopBackendKind.allCases)
+    func wakeBy(kind: LoopBackendKind) throws {
+        var options = LoopOptions()
+        options.tickMilliseconds = 10_000  // nothing else would wake the loop
+        let harness = try LoopHarness(kind.choice, options: options)
+        defer { harness.stop() }
+        usleep(50_000)
+        let idle = harness.snapshot().iterations
+        usleep(200_000)
+        #expect(harness.snapshot().iterations - idle <= 2, "an idle loop iterates without a reason")
+        harness.run { $0.wakeEvery = 5_000_000 }  // every 5 ms
+        usleep(50_000)
+        let before = harness.snapshot().iterations
+        usleep(300_000)
+        let woken = harness.snapshot().iterations - before
+        // 300 ms / 5 ms = 60; a loop that spins would do thousands, one that ignores it ~0.
+        #expect(woken >= 25 && woken <= 120, "\(woken) iterations in 300 ms with a 5 ms wakeBy")
+        harness.run { $0.wakeEvery = 0 }
+        usleep(50_000)
+        let stopped = harness.snapshot().iterations
+        usleep(200_000)
+        #expect(harness.snapshot().iterations - stopped <= 2, "wakeBy is one-shot")
+    }
+
     @Test("tick fires repeatedly at roughly the interval", arguments: LoopBackendKind.allCases)
     func tick(kind: LoopBackendKind) throws {
         var options = LoopOptions()

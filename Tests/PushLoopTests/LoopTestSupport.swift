@@ -113,6 +113,8 @@ final class RecordingHandler: LoopHandler {
     private var queued: [ConnectionID: [[UInt8]]] = [:]
     /// When set, sends start only in `iterationWillEnd` (the server's coalescing point).
     var sendAtIterationEnd = false
+    /// When > 0, each `iterationWillEnd` asks the loop to wake again this many ns later (`wakeBy`).
+    var wakeEvery: UInt64 = 0
     /// The harness's listening socket (the loop does not own it).
     var listenerFD: Int32 = -1
     private var insideLoopCall = false
@@ -248,6 +250,7 @@ final class RecordingHandler: LoopHandler {
 
     func iterationWillEnd() {
         shared.record.withLock { $0.iterations += 1 }
+        if wakeEvery > 0 { loop.wakeBy(LoopSupport.monotonicNanoseconds() + wakeEvery) }
         if sendAtIterationEnd {
             for id in Array(queued.keys) { pump(id) }
         }

@@ -36,6 +36,15 @@ public final class LoopFanout {
     /// disconnected, `droppedEvents` counts events skipped under `drop`.
     public private(set) var slowByTopic: [String: (disconnects: UInt64, droppedEvents: UInt64)] = [:]
 
+    /// Write coalescing; nil (the default) releases everything at every send pass. See
+    /// `CoalescePolicy`.
+    public var coalesce: CoalescePolicy?
+    /// After a send pass that held streams back: the time (CLOCK_MONOTONIC ns) by which the next
+    /// pass must run to release them; 0 when nothing is held.
+    public private(set) var holdDeadline: UInt64 = 0
+    /// Send passes in which at least one stream was held back (for /metrics).
+    public private(set) var coalesceHolds: UInt64 = 0
+
     /// Counters (this loop only).
     public private(set) var eventsFannedOut: UInt64 = 0
     public private(set) var slowDisconnects: UInt64 = 0
@@ -81,17 +90,59 @@ public final class LoopFanout {
 
     /// Calls `body` for every subscriber of a log that received events since the last call and
     /// that has unsent bytes and no send in flight. `body` should start that subscriber's send.
-    public func forEachReadySubscriber(_ body: (OutboundQueue) -> Void) {
+    ///
+    /// With `now` (CLOCK_MONOTONIC ns) and a `coalesce` policy, a log whose unreleased events are
+    /// fewer than the policy's bytes (and under half the queue limits) is held back — skipped by
+    /// this pass and kept for the next — until they have waited `CoalescePolicy.delay`; then its
+    /// subscribers get everything in one send each. `holdDeadline` tells when. Without `now`
+    /// (drain, tests) everything is released at once.
+    public func forEachReadySubscriber(now: UInt64? = nil, _ body: (OutboundQueue) -> Void) {
+        holdDeadline = 0
         guard !dirtyLogs.isEmpty else { return }
         let logs = dirtyLogs
         dirtyLogs.removeAll(keepingCapacity: true)
-        for log in logs where log.maintenanceDue(limits: limits) { pendingMaintenance.append(log) }
+        let policy = coalesce
+        var held = false
         for log in logs {
+            if let policy, let now, shouldHold(log, policy, now: now) {
+                dirtyLogs.append(log)  // still dirty: fanOut must not add it twice
+                held = true
+                continue
+            }
+            if log.maintenanceDue(limits: limits) { pendingMaintenance.append(log) }
             log.dirty = false
-            for s in log.subscribers where !s.isSending && s.position < log.head {
+            log.heldSince = 0
+            log.releasedHead = log.head
+            log.releasedHeadEvent = log.headEvent
+            log.passHead = log.head
+            log.passHeadEvent = log.headEvent
+            for s in log.subscribers where !s.isSending && s.position < log.releasedHead {
                 body(s)
             }
         }
+        if held { coalesceHolds &+= 1 }
+    }
+
+    /// Whether `log`'s unreleased events wait for more (see `forEachReadySubscriber(now:_:)`);
+    /// updates `holdDeadline`.
+    private func shouldHold(_ log: StreamLog, _ policy: CoalescePolicy, now: UInt64) -> Bool {
+        let bytes = log.head - log.passHead
+        let events = log.headEvent - log.passHeadEvent
+        guard bytes < UInt64(min(policy.bytes, limits.bytes / 2)), events < UInt64(max(1, limits.events / 2)) else {
+            return false
+        }
+        if log.heldSince == 0 {
+            // Start holding: take back what `append` released since the last pass. Nothing was
+            // handed out from it unless a send started between the append and this pass (a
+            // subscriber that finished a send then); such a cursor is simply ahead of the mark.
+            log.heldSince = now
+            log.releasedHead = log.passHead
+            log.releasedHeadEvent = log.passHeadEvent
+        }
+        let deadline = log.heldSince &+ policy.delayNanoseconds
+        guard now < deadline else { return false }
+        holdDeadline = holdDeadline == 0 ? deadline : min(holdDeadline, deadline)
+        return true
     }
 
     /// Subscribes `queue` to `topics` (already validated, at most the configured count).

@@ -98,7 +98,7 @@ public final class OutboundQueue {
                 pendingOwner = segment
                 pendingBase = segment.base
                 pendingCount = segment.count
-            } else if let log, let r = log.range(from: position) {
+            } else if let log, let r = log.range(from: position, released: true) {
                 pendingOwner = r.chunk
                 pendingBase = r.bytes.baseAddress
                 pendingCount = r.bytes.count

@@ -65,6 +65,16 @@ public final class StreamLog {
     public internal(set) var subscribers: [OutboundQueue] = []
     /// Set when events were appended since the last send pass.
     var dirty = false
+    /// When the oldest event not yet released to the subscribers was first held back by write
+    /// coalescing (CLOCK_MONOTONIC ns; 0: nothing held). See `CoalescePolicy`.
+    var heldSince: UInt64 = 0
+    /// How far subscribers may be handed bytes: `head`, except while write coalescing holds the
+    /// newest events back (then the `passHead` of the pass that started holding).
+    var releasedHead: UInt64 = 0
+    var releasedHeadEvent: UInt64 = 0
+    /// `head` / `headEvent` after the last send pass that released the log.
+    var passHead: UInt64 = 0
+    var passHeadEvent: UInt64 = 0
     /// The id of the newest event appended (nil before the first).
     public internal(set) var lastEventID: EventID?
     private let chunkSize: Int
@@ -98,12 +108,18 @@ public final class StreamLog {
         head += UInt64(n)
         headEvent += 1
         dirty = true
+        if heldSince == 0 {
+            releasedHead = head
+            releasedHeadEvent = headEvent
+        }
     }
 
     /// The contiguous range starting at `offset` (which must be >= `tail` and < `head`): its chunk,
-    /// its bytes, and the absolute offset and event index where it ends.
-    func range(from offset: UInt64) -> (chunk: LogChunk, bytes: UnsafeRawBufferPointer, endOffset: UInt64, endEvent: UInt64)? {
-        guard offset < head, let firstChunk = chunks.first, offset >= firstChunk.startOffset else { return nil }
+    /// its bytes, and the absolute offset and event index where it ends. With `released`, the
+    /// range stops at `releasedHead` (bytes held back by write coalescing are not handed out).
+    func range(from offset: UInt64, released: Bool = false) -> (chunk: LogChunk, bytes: UnsafeRawBufferPointer, endOffset: UInt64, endEvent: UInt64)? {
+        let limit = released ? releasedHead : head
+        guard offset < limit, let firstChunk = chunks.first, offset >= firstChunk.startOffset else { return nil }
         // Binary search: the last chunk whose start is <= offset.
         var lo = 0
         var hi = chunks.count - 1
@@ -113,6 +129,10 @@ public final class StreamLog {
         }
         let chunk = chunks[lo]
         let start = Int(offset - chunk.startOffset)
+        if limit < chunk.endOffset {
+            // Ends inside this chunk, at the release mark (always an event boundary).
+            return (chunk, UnsafeRawBufferPointer(start: chunk.base + start, count: Int(limit - offset)), limit, releasedHeadEvent)
+        }
         let end = chunk.endOffset
         let endEvent = lo + 1 < chunks.count ? chunks[lo + 1].firstEvent : headEvent
         return (chunk, UnsafeRawBufferPointer(start: chunk.base + start, count: chunk.used - start), end, endEvent)
