@@ -230,6 +230,8 @@ enum ConfigKeys {
         .integer("limits.max_topics_per_connection", 1...65_536) { $0.http.maxTopicsPerConnection = $1 },
         .seconds("limits.header_timeout", 0.001...3600) { $0.http.headerTimeout = $1 },
         .seconds("limits.idle_timeout", 0.001...86_400) { $0.http.idleTimeout = $1 },
+        .seconds("limits.linger_timeout", 0...60) { $0.http.lingerTimeout = $1 },
+        .size("limits.linger_bytes", 0...(1 << 30)) { $0.http.lingerBytes = $1 },
         .integer("limits.max_connections", 0...16_777_216) { $0.http.maxConnections = $1 },
         .integer("limits.max_connections_per_ip", 0...16_777_216) { $0.http.maxConnectionsPerIP = $1 },
         .integer("limits.publish_rate", 0...10_000_000) { $0.http.publishRate = $1 },

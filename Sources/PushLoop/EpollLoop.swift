@@ -146,6 +146,14 @@ public final class EpollLoop: EventLoop {
         trySend(index)
     }
 
+    /// shutdown(2) `SHUT_WR` now, synchronously; the armed receive goes on. See
+    /// `EventLoop.shutdownWrite`.
+    public func shutdownWrite(_ id: ConnectionID) -> Bool {
+        guard let index = table.index(of: id), table.slots[index].state == .open, !table.slots[index].sending
+        else { return false }
+        return Glibc.shutdown(table.slots[index].fd, Int32(SHUT_WR)) == 0
+    }
+
     /// Closes the socket at once (close(2) also removes it from the interest list), drops any
     /// pending completion, and delivers `closed(id)` later in this iteration. Nothing of the
     /// caller's send memory is touched after this call. Idempotent.

@@ -168,6 +168,13 @@ public protocol EventLoop: AnyObject {
     /// with the iteration's batch; on epoll it is written at once and reported later in the
     /// iteration. Ignored when `id` is stale or already closing.
     func send(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer)
+    /// Half-closes `id` (shutdown(2) with `SHUT_WR`): the peer reads end of stream after every
+    /// byte already sent; receiving goes on (`received`, then `receiveEnded` at the peer's FIN)
+    /// until `close`. For a lingering close: closing a socket that has unread input makes the
+    /// kernel answer with RST, which can destroy a response the peer has not read yet.
+    /// Returns false, doing nothing, when `id` is stale or closing, a send is outstanding (it
+    /// would fail with EPIPE), or shutdown(2) fails (ENOTCONN: the peer already reset it).
+    func shutdownWrite(_ id: ConnectionID) -> Bool
     /// Closes `id`: cancels its receive and any outstanding send, closes the socket, then calls
     /// `closed(id)` once (possibly later in this or a following iteration). Idempotent.
     func close(_ id: ConnectionID)

@@ -199,6 +199,14 @@ public final class IOUringLoop: EventLoop {
         prepareSend(index, pollFirst: false)
     }
 
+    /// shutdown(2) `SHUT_WR` now, synchronously; the armed receive goes on. See
+    /// `EventLoop.shutdownWrite`.
+    public func shutdownWrite(_ id: ConnectionID) -> Bool {
+        guard let index = table.index(of: id), table.slots[index].state == .open, !table.slots[index].sending
+        else { return false }
+        return Glibc.shutdown(table.slots[index].fd, Int32(SHUT_WR)) == 0
+    }
+
     /// Marks `id` closing and cancels its receive and send (`io_uring_prep_cancel_fd` with
     /// `IORING_ASYNC_CANCEL_ALL`). When their completions are in, the socket is closed (close(2))
     /// and `closed(id)` is called; with nothing outstanding this happens later in the same

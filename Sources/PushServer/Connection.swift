@@ -44,6 +44,9 @@ final class Connection {
     private var headBox: Box<HTTPRequestHead?>?
     /// Body bytes of the current request.
     var body: [UInt8] = []
+    /// Received bytes not parsed yet because `limits.max_pipelined_requests` responses wait to be
+    /// written (LoopWorker.handlePlaintext); non-empty exactly while parsing is stalled.
+    var backlog: PipelineBacklog
     /// Everything to write, in order.
     let out: OutboundQueue
     /// Close once everything queued has been written (after an error response or `Connection: close`).
@@ -71,11 +74,20 @@ final class Connection {
     var ws: WebSocketSession?
     /// TLS state when the server terminates TLS (TLSSession.swift); nil for plaintext.
     var tls: TLSSession?
+    /// An error answer with `close` was queued: the connection ends with a lingering close
+    /// (Linger.swift) rather than at once, so the client can read it while still sending.
+    var lingerOnClose = false
+    /// Monotonic ns when a lingering close gives up waiting for the peer's FIN; 0 when not lingering.
+    var lingerUntil: UInt64 = 0
+    /// Bytes a lingering connection may still read and discard before it is closed anyway.
+    var lingerBytesLeft = 0
 
     init(id: ConnectionID, peer: PeerAddress, limits: HTTPParserLimits, now: UInt64) {
         self.id = id
         self.peer = peer
         self.parserBox = Box(HTTPRequestParser(limits: limits))
+        // One largest request: what a stalled connection may hold unparsed.
+        self.backlog = PipelineBacklog(limit: limits.maxRequestLineBytes + limits.maxHeaderBytes + limits.maxBodyBytes)
         self.out = OutboundQueue(token: Connection.token(id))
         self.lastActivity = now
     }

@@ -60,6 +60,8 @@ extension LoopWorker {
         case .webSocket:
             webSocketDrain(c)
         case .http:
+            // A lingering close ends by itself within `limits.linger_timeout` (Linger.swift).
+            if c.lingerUntil != 0 { return }
             // Idle keep-alive connections go now; a request in progress gets its answer (with
             // `Connection: close`, as every answer while draining) and then the connection closes.
             if c.head == nil, c.headStarted == 0, c.out.isIdle { finish(c) }

@@ -32,6 +32,8 @@ final class LoopWorker: LoopHandler {
     var accessPending: HTTPRequestHead?
     /// Monotonic ns of the previous tick (loop lag).
     var lastTick: UInt64 = 0
+    /// Connections in a lingering close (Linger.swift), checked on every tick.
+    var lingering: [ConnectionID] = []
 
     /// Connections by slot.
     private(set) var connections: [Connection?] = []
@@ -89,6 +91,7 @@ final class LoopWorker: LoopHandler {
     func received(_ id: ConnectionID, _ bytes: UnsafeRawBufferPointer) {
         guard let c = connection(id), !c.closing else { return }
         shared.stats.bytesIn(bytes.count)
+        if c.lingerUntil != 0 { return lingerDiscard(c, bytes.count) }  // Linger.swift
         if let tls = c.tls {
             receivedTLS(c, tls, bytes)  // TLSWorker.swift: decrypts, then calls handlePlaintext
             return
@@ -97,14 +100,42 @@ final class LoopWorker: LoopHandler {
     }
 
     /// Handles received plaintext: the bytes as read, or as decrypted on a TLS connection.
+    ///
+    /// Pipelining backpressure (`limits.max_pipelined_requests`): once that many responses wait to
+    /// be written, parsing stops at the next request boundary and the unparsed bytes wait in
+    /// `c.backlog` — with everything received after them — until `sendCompleted` resumes. A client
+    /// that sends more than the backlog holds (one largest request) while stalled is cut.
     func handlePlaintext(_ c: Connection, _ bytes: UnsafeRawBufferPointer) {
         if c.mode == .webSocket { return webSocketReceived(c, bytes) }
         guard c.mode == .http, !c.closeAfterFlush else { return }  // a stream reads nothing more
+        if !c.backlog.isEmpty {
+            // Stalled: the new bytes go behind those already waiting, in order.
+            if !c.backlog.append(bytes) { backlogOverflow(c) }
+            return
+        }
+        let left = parseRequests(c, bytes)
+        if left > 0, !c.closing, !c.backlog.append(UnsafeRawBufferPointer(rebasing: bytes.suffix(left))) {
+            backlogOverflow(c)
+        }
+    }
+
+    /// Parses and handles requests from `bytes` and starts the send of their responses. Returns
+    /// how many bytes at the end of `bytes` were left unparsed because the pipeline is full
+    /// (0 otherwise: everything was parsed, kept by the parser as a partial head, handed to the
+    /// WebSocket decoder, or dropped because the connection stopped reading requests).
+    private func parseRequests(_ c: Connection, _ bytes: UnsafeRawBufferPointer) -> Int {
         var rest = bytes
         // Parse until the parser asks for more bytes: `.end` of a body-less request comes back
         // with nothing consumed, possibly after the whole buffer was used up.
         parsing: while c.mode == .http, !c.closeAfterFlush, !c.closing {
-            guard var parser = c.parser else { return }
+            guard var parser = c.parser else { return 0 }
+            if rest.count > 0, c.head == nil, !parser.hasPartialHead,
+                c.out.unwrittenSegments >= config.http.maxPipelinedRequests
+            {
+                // At a request boundary with the pipeline full: read no further ahead.
+                startSend(c)
+                return rest.count
+            }
             let (consumed, event) = parser.parse(rest)
             c.parser = parser
             let chunk = rest
@@ -135,23 +166,56 @@ final class LoopWorker: LoopHandler {
             case .error(let e):
                 shared.stats.badRequest()
                 reply(c, HTTPResponse.error(status: e.status, code: e.code, message: e.message, close: true), close: true)
-                return
+                return 0
             }
             if c.out.queuedSegmentBytes > 4 << 20 {
-                // The client pipelines requests without reading the answers.
+                // The client pipelines requests without reading the answers (large answers).
                 logger.notice("closing \(c.peer): over 4 MiB of unread responses")
                 close(c)
-                return
+                return 0
             }
         }
         // Frames the client sent right behind its upgrade request.
-        if c.mode == .webSocket, rest.count > 0 { return webSocketReceived(c, rest) }
+        if c.mode == .webSocket, rest.count > 0 {
+            webSocketReceived(c, rest)
+            return 0
+        }
         startSend(c)
+        return 0
+    }
+
+    /// Parses what waits in the backlog once the pipeline has room again (from `sendCompleted`).
+    /// A peer that half-closed while stalled is answered in full, then the connection closes.
+    private func resumeParsing(_ c: Connection) {
+        guard !c.backlog.isEmpty, c.mode == .http, !c.closing,
+            c.out.unwrittenSegments < config.http.maxPipelinedRequests
+        else { return }
+        // Parse from a local copy's storage (moved out, not copied) so nothing in the handlers
+        // touches the backlog while its bytes are being read.
+        var backlog = c.backlog
+        c.backlog.removeAll()
+        let left = backlog.withUnsafeBytes { parseRequests(c, $0) }
+        guard !c.closing else { return }
+        backlog.removeFirst(backlog.count - left)
+        c.backlog = backlog
+        if c.backlog.isEmpty, c.peerClosed, c.mode == .http, !c.closeAfterFlush {
+            c.closeAfterFlush = true  // every request the peer sent before its FIN is answered
+            if !c.out.isSending, c.out.isIdle { closeFlushed(c) }
+        }
+    }
+
+    /// The backlog would pass its bound: the client keeps sending while it does not read.
+    private func backlogOverflow(_ c: Connection) {
+        logger.notice(
+            "closing \(c.peer): pipelined past \(config.http.maxPipelinedRequests) unread responses and \(c.backlog.limit) waiting bytes")
+        close(c)
     }
 
     func receiveEnded(_ id: ConnectionID, error: Int32) {
         guard let c = connection(id), !c.closing else { return }
+        if c.lingerUntil != 0 { return close(c) }  // Linger.swift: the peer's FIN ends the linger
         c.peerClosed = true
+        if c.mode == .http, error == 0, !c.backlog.isEmpty { return }  // answered by resumeParsing
         if c.mode == .webSocket {
             // Write a queued Close frame first; a peer gone without one is cut at once.
             if c.ws?.closeSent == true && error == 0 { c.closeAfterFlush = true } else { close(c) }
@@ -177,6 +241,10 @@ final class LoopWorker: LoopHandler {
             c.out.completed(result)
             shared.stats.bytesOut(result)
         }
+        if !c.backlog.isEmpty {
+            resumeParsing(c)  // the pipeline may have room again
+            guard !c.closing else { return }
+        }
         if c.evictedAt != 0 {
             // Detached by the disconnect policy: finish the bytes already handed out (a short send
             // leaves the rest of its events), so the stream ends on an event boundary; then close.
@@ -184,7 +252,7 @@ final class LoopWorker: LoopHandler {
             return
         }
         if !startSend(c) && c.closeAfterFlush && c.out.isIdle {
-            close(c)
+            closeFlushed(c)  // Linger.swift
         }
     }
 
@@ -204,6 +272,7 @@ final class LoopWorker: LoopHandler {
     func tick(now: UInt64) {
         serviceTick(now: now)  // heartbeat, lag, metrics, reload (Metrics.swift, Reload.swift)
         self.now = now
+        if !lingering.isEmpty { expireLingering() }  // Linger.swift
         if shared.stopRequested {
             loop.stop()
             return
@@ -243,8 +312,11 @@ final class LoopWorker: LoopHandler {
         let response = corsLines.isEmpty ? response : Self.inserting(corsLines, into: response)
         if accessPending != nil { noteResponse(c, response) }
         c.out.enqueue(response)
-        if close { c.closeAfterFlush = true }
-        if !startSend(c), c.closeAfterFlush, c.out.isIdle { self.close(c) }
+        if close {
+            c.closeAfterFlush = true
+            noteLingerOnClose(c, response)  // Linger.swift
+        }
+        if !startSend(c), c.closeAfterFlush, c.out.isIdle { closeFlushed(c) }
     }
 
     func close(_ c: Connection) {
@@ -253,6 +325,7 @@ final class LoopWorker: LoopHandler {
         if c.mode != .http { fanout.unsubscribe(c.out) }
         c.out.discardQueued()
         c.parser = nil
+        c.backlog.removeAll()
         loop.close(c.id)
     }
 
@@ -312,7 +385,7 @@ final class LoopWorker: LoopHandler {
         let headerTimeout = UInt64(config.http.headerTimeout * 1e9)
         let idleTimeout = UInt64(config.http.idleTimeout * 1e9)
         let wallNow = Clock.wallMilliseconds()  // token expiry (Auth.swift)
-        for case let c? in connections where !c.closing {
+        for case let c? in connections where !c.closing && c.lingerUntil == 0 {
             switch c.mode {
             case .eventStream:
                 if c.evictedAt != 0 && now - c.evictedAt > Self.evictionGrace {

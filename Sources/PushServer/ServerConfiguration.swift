@@ -111,6 +111,13 @@ public struct HTTPLimits: Sendable, Equatable {
     public var headerTimeout: Double = 10
     /// `limits.idle_timeout`: seconds an idle keep-alive connection (no request in progress) is kept.
     public var idleTimeout: Double = 60
+    /// `limits.linger_timeout`: seconds a connection closed after an error answer keeps reading
+    /// (and discarding) what the client still sends, after its write side was shut down, so the
+    /// kernel does not reset the connection before the client has read the answer (RFC 9112
+    /// §9.6); 0 closes at once. Ends earlier at the client's FIN or after `lingerBytes`.
+    public var lingerTimeout: Double = 2
+    /// `limits.linger_bytes`: most bytes discarded during one lingering close; 0 closes at once.
+    public var lingerBytes: Int = 1024 * 1024
     /// `limits.max_connections`: open connections overall [503 + Retry-After]; 0 derives it from
     /// RLIMIT_NOFILE (the soft limit minus 64).
     public var maxConnections: Int = 0

@@ -76,7 +76,7 @@ extension LoopWorker {
     /// purpose (idle timeout, drain, `sse.max_stream_age`); errors still use `close`.
     func finish(_ c: Connection) {
         c.closeAfterFlush = true
-        if !startSend(c) && c.out.isIdle { close(c) }
+        if !startSend(c) && c.out.isIdle { closeFlushed(c) }
     }
 
     /// Sends the alert OpenSSL produced (if any), then closes.

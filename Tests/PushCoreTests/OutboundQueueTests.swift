@@ -110,6 +110,34 @@ struct OutboundQueueTests {
         #expect(q.isIdle)
     }
 
+    @Test func unwrittenSegmentsCountsResponsesUntilTheirLastByteIsWritten() {
+        let q = OutboundQueue(token: 1)
+        #expect(q.unwrittenSegments == 0)
+        q.enqueue(bytes("one"))
+        q.enqueue(bytes("two"))
+        q.enqueue(bytes("three"))
+        q.enqueue(SharedBytes([]))  // ignored: not a segment
+        #expect(q.unwrittenSegments == 3)
+        let s = FakeSocket(q, maxWrite: 4)
+        #expect(s.start())  // the three coalesce into one send
+        #expect(q.unwrittenSegments == 3)
+        q.enqueue(bytes("four"))
+        #expect(q.unwrittenSegments == 4)
+        s.complete()  // short: 4 of 11 bytes
+        #expect(q.unwrittenSegments == 4)
+        s.start()
+        s.complete()
+        s.start()
+        s.complete()  // the coalesced send is written to its end
+        #expect(q.unwrittenSegments == 1)
+        s.drain()
+        #expect(q.unwrittenSegments == 0)
+        #expect(s.received.text == "onetwothreefour")
+        q.enqueue(bytes("five"))
+        q.discardQueued()
+        #expect(q.unwrittenSegments == 0)
+    }
+
     @Test func oneByteAtATime() {
         let q = OutboundQueue(token: 1)
         let text = "the quick brown fox"

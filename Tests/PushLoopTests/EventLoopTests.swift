@@ -101,6 +101,40 @@ struct EventLoopTests {
         #expect(record.violations.isEmpty, "\(record.violations)")
     }
 
+    @Test("shutdownWrite: the peer reads the bytes sent, then end of file; receiving goes on", arguments: LoopBackendKind.allCases)
+    func shutdownWriteKeepsReceiving(kind: LoopBackendKind) throws {
+        let harness = try LoopHarness(kind.choice, echo: false, closeOnReceiveEnd: true)
+        defer { harness.stop() }
+        let client = try connectClient(port: harness.port)
+        defer { Glibc.close(client) }
+        #expect(waitUntil { harness.snapshot().accepted.count == 1 })
+        let id = try #require(harness.snapshot().accepted.first)
+        harness.run { $0.enqueue(id, Array("answer".utf8)) }
+        #expect(waitUntil { harness.snapshot().sendResults[id] == [6] })
+        let shared = harness.shared
+        harness.run { h in
+            if !h.loop.shutdownWrite(id) { shared.record.withLock { $0.violations.append("shutdownWrite failed") } }
+        }
+        let end = readToEnd(client)
+        #expect(end.bytes == Array("answer".utf8))
+        #expect(end.last == 0, "a FIN, not a reset")
+        // The loop still reads what the peer sends after the half-close.
+        try writeAll(client, Array("still sending".utf8))
+        #expect(waitUntil { harness.snapshot().receivedBytes[id] == 13 })
+        #expect(harness.snapshot().closed.isEmpty)
+        shutdown(client, Int32(SHUT_WR))
+        #expect(waitUntil { harness.snapshot().closed == [id] })
+        #expect(harness.snapshot().receiveEnded[id] == 0)
+        // A stale id is refused.
+        let checked = DoneFlag()
+        harness.run { h in
+            if h.loop.shutdownWrite(id) { shared.record.withLock { $0.violations.append("shutdownWrite on a closed id") } }
+            checked.done.store(true, ordering: .releasing)
+        }
+        #expect(waitUntil { checked.done.load(ordering: .acquiring) })
+        #expect(harness.snapshot().violations.isEmpty, "\(harness.snapshot().violations)")
+    }
+
     @Test("a peer reset gives receiveEnded with ECONNRESET", arguments: LoopBackendKind.allCases)
     func peerReset(kind: LoopBackendKind) throws {
         let harness = try LoopHarness(kind.choice, echo: false)
@@ -506,4 +540,9 @@ struct LoopFactoryTests {
         }
         #expect(ListeningSocket.localPort(of: -1) == nil)
     }
+}
+
+/// Set on the loop thread when a command ran (the test thread waits for it).
+private final class DoneFlag: Sendable {
+    let done = Atomic<Bool>(false)
 }

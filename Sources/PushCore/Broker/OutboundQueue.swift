@@ -33,6 +33,8 @@ public final class OutboundQueue {
     private var pendingOwner: AnyObject?
     private var pendingBase: UnsafeRawPointer?
     private var pendingCount = 0
+    /// Private segments inside the bytes handed out (several when coalesced), until all are written.
+    private var pendingSegments = 0
 
     /// True from `nextSend()` returning bytes until `completed(_:)`.
     public private(set) var isSending = false
@@ -55,6 +57,12 @@ public final class OutboundQueue {
     /// Bytes in private segments not yet handed out.
     public var queuedSegmentBytes: Int { segmentBytes }
 
+    /// Private segments queued or handed out but not yet completely written. For an HTTP
+    /// connection every response (and each `100 Continue`) is one segment, so this bounds the
+    /// responses a pipelining client has not taken yet (`limits.max_pipelined_requests`). A send
+    /// that coalesced several segments counts them all until its last byte is written.
+    public var unwrittenSegments: Int { segments.count + pendingSegments }
+
     /// Whether anything is waiting to be handed to the kernel (ignoring a send in flight).
     public var hasPendingBytes: Bool {
         pendingCount > 0 || !segments.isEmpty || (log.map { position < $0.head } ?? false)
@@ -73,10 +81,12 @@ public final class OutboundQueue {
                 if segments.count == 1 {
                     segment = segments.first!
                     segments = []  // frees the storage: an idle subscriber keeps none
+                    pendingSegments = 1
                 } else {
                     // Coalesce queued segments into one send.
                     let parts = segments
                     segments = []
+                    pendingSegments = parts.count
                     segment = SharedBytes(count: segmentBytes) { out in
                         var at = 0
                         for p in parts {
@@ -113,6 +123,7 @@ public final class OutboundQueue {
         if pendingCount == 0 {
             pendingOwner = nil
             pendingBase = nil
+            pendingSegments = 0
         } else {
             pendingBase = pendingBase! + written
         }
