@@ -21,6 +21,9 @@ struct ConnectionSlot {
     var receiving = false
     /// io_uring: the receive stopped on ENOBUFS and is re-armed once buffers are back.
     var receiveRearmPending = false
+    /// The handler paused receiving (`EventLoop.pauseReceiving`): io_uring does not re-arm the
+    /// receive, epoll drops EPOLLIN from the interest set.
+    var receivePaused = false
     /// A send is outstanding: from `send` until `sendCompleted` is delivered (or `close`).
     var sending = false
     /// epoll: the send hit EAGAIN with nothing written and waits for EPOLLOUT.

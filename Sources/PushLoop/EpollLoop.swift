@@ -146,6 +146,24 @@ public final class EpollLoop: EventLoop {
         trySend(index)
     }
 
+    /// Drops EPOLLIN from `id`'s interest set (and stops a read loop in progress after the
+    /// current `received`). See `EventLoop.pauseReceiving`.
+    public func pauseReceiving(_ id: ConnectionID) {
+        guard let index = table.index(of: id), table.slots[index].state == .open, !table.slots[index].receivePaused
+        else { return }
+        table.slots[index].receivePaused = true
+        updateInterest(index)
+    }
+
+    /// Adds EPOLLIN back (level-triggered: bytes already waiting are reported by the next
+    /// `epoll_wait`). See `EventLoop.resumeReceiving`.
+    public func resumeReceiving(_ id: ConnectionID) {
+        guard let index = table.index(of: id), table.slots[index].state == .open, table.slots[index].receivePaused
+        else { return }
+        table.slots[index].receivePaused = false
+        updateInterest(index)
+    }
+
     /// shutdown(2) `SHUT_WR` now, synchronously; the armed receive goes on. See
     /// `EventLoop.shutdownWrite`.
     public func shutdownWrite(_ id: ConnectionID) -> Bool {
@@ -248,7 +266,7 @@ public final class EpollLoop: EventLoop {
             if table.slots[index].waitingWritable && (ready & EPOLLOUT.rawValue != 0 || failed) {
                 trySend(index)
             }
-            if table.slots[index].state == .open && table.slots[index].receiving
+            if table.slots[index].state == .open && table.slots[index].receiving && !table.slots[index].receivePaused
                 && (ready & EPOLLIN.rawValue != 0 || failed)
             {
                 receive(index)
@@ -334,7 +352,8 @@ public final class EpollLoop: EventLoop {
             if count > 0 {
                 handler!.received(id, UnsafeRawBufferPointer(start: readBuffer, count: count))
                 // The handler may have closed the connection; a short read means drained for now.
-                guard count == readBufferSize, table.slots[index].state == .open else { return }
+                guard count == readBufferSize, table.slots[index].state == .open, !table.slots[index].receivePaused
+                else { return }
                 continue
             }
             let code = count == 0 ? 0 : errno
@@ -373,7 +392,7 @@ public final class EpollLoop: EventLoop {
     /// Brings the epoll registration of an open connection in line with what it waits for.
     private func updateInterest(_ index: Int) {
         var wanted: UInt32 = 0
-        if table.slots[index].receiving { wanted |= EPOLLIN.rawValue }
+        if table.slots[index].receiving && !table.slots[index].receivePaused { wanted |= EPOLLIN.rawValue }
         if table.slots[index].waitingWritable { wanted |= EPOLLOUT.rawValue }
         let current = table.slots[index].registeredEvents
         guard wanted != current else { return }

@@ -185,6 +185,15 @@ public protocol EventLoop: AnyObject {
     func run() throws
     /// Makes `run` return after the current iteration. Call on the loop thread (from a callback).
     func stop()
+    /// Stops reading `id`'s socket until `resumeReceiving(id)`: what the peer sends stays in the
+    /// kernel's receive buffer, so TCP flow control slows the peer down (read backpressure). A few
+    /// `received` calls may still come for bytes the kernel had already completed (io_uring: CQEs
+    /// posted before the cancellation took effect); the handler must take them. End of stream is
+    /// not noticed while paused. Idempotent; ignored for stale or closing ids.
+    func pauseReceiving(_ id: ConnectionID)
+    /// Undoes `pauseReceiving`: bytes waiting in the kernel are delivered from the next iteration
+    /// on. Idempotent; ignored for stale or closing ids.
+    func resumeReceiving(_ id: ConnectionID)
     /// Makes the loop's next wait end by `deadline` (CLOCK_MONOTONIC nanoseconds, as
     /// `LoopHandler.tick(now:)` uses) even when nothing completes, so `iterationWillEnd` runs again
     /// by then. One-shot: it applies to the next wait only, and the earliest of several calls wins.

@@ -199,6 +199,30 @@ public final class IOUringLoop: EventLoop {
         prepareSend(index, pollFirst: false)
     }
 
+    /// Cancels `id`'s multishot receive and keeps it from being re-armed. Receive CQEs already
+    /// posted are still delivered. See `EventLoop.pauseReceiving`.
+    public func pauseReceiving(_ id: ConnectionID) {
+        guard let index = table.index(of: id), table.slots[index].state == .open, !table.slots[index].receivePaused
+        else { return }
+        table.slots[index].receivePaused = true
+        table.slots[index].receiveRearmPending = false
+        guard table.slots[index].receiving else { return }
+        let sqe = nextSQE()
+        io_uring_prep_cancel64(
+            sqe, UserData.make(.receive, slot: UInt32(index), generation: table.slots[index].generation), 0)
+        io_uring_sqe_set_flags(sqe, UInt32(pushd_iosqe_cqe_skip_success()))
+        io_uring_sqe_set_data64(sqe, UserData.make(.ignore, slot: 0, generation: 0))
+    }
+
+    /// Re-arms `id`'s receive unless it is still armed (a cancellation not yet completed re-arms
+    /// by itself). See `EventLoop.resumeReceiving`.
+    public func resumeReceiving(_ id: ConnectionID) {
+        guard let index = table.index(of: id), table.slots[index].state == .open, table.slots[index].receivePaused
+        else { return }
+        table.slots[index].receivePaused = false
+        if !table.slots[index].receiving { armReceive(index) }
+    }
+
     /// shutdown(2) `SHUT_WR` now, synchronously; the armed receive goes on. See
     /// `EventLoop.shutdownWrite`.
     public func shutdownWrite(_ id: ConnectionID) -> Bool {
@@ -549,6 +573,9 @@ public final class IOUringLoop: EventLoop {
             return
         }
         if more { return }
+        if table.slots[index].receivePaused && (result > 0 || result == -ECANCELED || result == -ENOBUFS) {
+            return  // resumeReceiving re-arms
+        }
         if result > 0 {
             counters.receiveRearms += 1
             armReceive(index)  // multishot ended (CQ overflow, …) while data keeps coming
@@ -604,7 +631,7 @@ public final class IOUringLoop: EventLoop {
         if !receiveRearms.isEmpty {
             for id in receiveRearms {
                 guard let index = table.index(of: id), table.slots[index].state == .open,
-                    table.slots[index].receiveRearmPending
+                    table.slots[index].receiveRearmPending, !table.slots[index].receivePaused
                 else { continue }
                 table.slots[index].receiveRearmPending = false
                 armReceive(index)

@@ -47,6 +47,9 @@ final class Connection {
     /// Received bytes not parsed yet because `limits.max_pipelined_requests` responses wait to be
     /// written (LoopWorker.handlePlaintext); non-empty exactly while parsing is stalled.
     var backlog: PipelineBacklog
+    /// The loop was asked to stop reading the socket (`EventLoop.pauseReceiving`) because requests
+    /// wait in `backlog`: TCP flow control then slows the client down.
+    var receivePaused = false
     /// Everything to write, in order.
     let out: OutboundQueue
     /// Close once everything queued has been written (after an error response or `Connection: close`).
@@ -82,12 +85,15 @@ final class Connection {
     /// Bytes a lingering connection may still read and discard before it is closed anyway.
     var lingerBytesLeft = 0
 
-    init(id: ConnectionID, peer: PeerAddress, limits: HTTPParserLimits, now: UInt64) {
+    /// `receiveSlack`: bytes the loop may still deliver after reading was paused (its receive
+    /// buffers), added to the backlog's bound.
+    init(id: ConnectionID, peer: PeerAddress, limits: HTTPParserLimits, receiveSlack: Int, now: UInt64) {
         self.id = id
         self.peer = peer
         self.parserBox = Box(HTTPRequestParser(limits: limits))
-        // One largest request: what a stalled connection may hold unparsed.
-        self.backlog = PipelineBacklog(limit: limits.maxRequestLineBytes + limits.maxHeaderBytes + limits.maxBodyBytes)
+        // One largest request, plus what was already received when reading paused.
+        self.backlog = PipelineBacklog(
+            limit: limits.maxRequestLineBytes + limits.maxHeaderBytes + limits.maxBodyBytes + receiveSlack)
         self.out = OutboundQueue(token: Connection.token(id))
         self.lastActivity = now
     }

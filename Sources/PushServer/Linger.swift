@@ -34,6 +34,10 @@ extension LoopWorker {
         c.head = nil
         c.body = []
         c.backlog.removeAll()
+        if c.receivePaused {
+            c.receivePaused = false
+            loop.resumeReceiving(c.id)  // lingering reads (and discards) what the peer still sends
+        }
         lingering.append(c.id)
     }
 

@@ -78,7 +78,9 @@ final class LoopWorker: LoopHandler {
         if slot >= connections.count {
             connections.append(contentsOf: repeatElement(nil, count: slot - connections.count + 1))
         }
-        connections[slot] = Connection(id: id, peer: peer, limits: parserLimits, now: now)
+        connections[slot] = Connection(
+            id: id, peer: peer, limits: parserLimits,
+            receiveSlack: config.loop.receiveBufferCount * config.loop.receiveBufferSize, now: now)
         shared.stats.connectionOpened()
         startTLS(connections[slot]!)  // TLSWorker.swift: a session when TLS is on (before any reply)
         guard admitConnection(connections[slot]!) else { return }  // ConnectionLimits.swift
@@ -102,9 +104,11 @@ final class LoopWorker: LoopHandler {
     /// Handles received plaintext: the bytes as read, or as decrypted on a TLS connection.
     ///
     /// Pipelining backpressure (`limits.max_pipelined_requests`): once that many responses wait to
-    /// be written, parsing stops at the next request boundary and the unparsed bytes wait in
-    /// `c.backlog` — with everything received after them — until `sendCompleted` resumes. A client
-    /// that sends more than the backlog holds (one largest request) while stalled is cut.
+    /// be written, parsing stops at the next request boundary, the unparsed bytes wait in
+    /// `c.backlog`, and the loop stops reading the socket (`EventLoop.pauseReceiving`), so TCP flow
+    /// control holds the client back; `sendCompleted` resumes parsing and, once the backlog is
+    /// empty, reading. Bytes the kernel had already handed over join the backlog; past its bound
+    /// (one largest request plus one iteration of receive buffers) the connection is cut.
     func handlePlaintext(_ c: Connection, _ bytes: UnsafeRawBufferPointer) {
         if c.mode == .webSocket { return webSocketReceived(c, bytes) }
         guard c.mode == .http, !c.closeAfterFlush else { return }  // a stream reads nothing more
@@ -117,6 +121,15 @@ final class LoopWorker: LoopHandler {
         if left > 0, !c.closing, !c.backlog.append(UnsafeRawBufferPointer(rebasing: bytes.suffix(left))) {
             backlogOverflow(c)
         }
+        syncReceivePause(c)
+    }
+
+    /// Keeps the socket's reading paused exactly while requests wait in the backlog.
+    private func syncReceivePause(_ c: Connection) {
+        let paused = !c.backlog.isEmpty && !c.closing
+        guard paused != c.receivePaused else { return }
+        c.receivePaused = paused
+        if paused { loop.pauseReceiving(c.id) } else { loop.resumeReceiving(c.id) }
     }
 
     /// Parses and handles requests from `bytes` and starts the send of their responses. Returns
@@ -198,6 +211,7 @@ final class LoopWorker: LoopHandler {
         guard !c.closing else { return }
         backlog.removeFirst(backlog.count - left)
         c.backlog = backlog
+        syncReceivePause(c)
         if c.backlog.isEmpty, c.peerClosed, c.mode == .http, !c.closeAfterFlush {
             c.closeAfterFlush = true  // every request the peer sent before its FIN is answered
             if !c.out.isSending, c.out.isIdle { closeFlushed(c) }
@@ -410,6 +424,11 @@ final class LoopWorker: LoopHandler {
                         close: true)
                 } else if c.head == nil, c.out.isIdle, idleTimeout > 0, now - c.lastActivity > idleTimeout {
                     finish(c)
+                } else if c.out.isSending, idleTimeout > 0, now - c.lastActivity > idleTimeout {
+                    // An answer has not been taken for the whole idle timeout: the client stopped
+                    // reading (with pipelining, its requests wait paused behind it).
+                    logger.notice("closing \(c.peer): answers not read for \(config.http.idleTimeout) s")
+                    close(c)
                 }
             }
         }

@@ -13,22 +13,42 @@ final class WebSocketSession {
     let echo: Bool
     /// Envelope or raw (`?format=raw`).
     let message: WebSocketFrameFormat.Message
+    /// What most sessions never use, kept out of line (one pointer when absent): negotiated
+    /// compression, the inflater, the upgrade head kept for later authorization, publish rights.
+    private struct Rare {
+        var deflate: PerMessageDeflateParameters?
+        var inflater: PerMessageInflater?
+        var authHead: HTTPRequestHead?
+        var publishGrant: PublishGrant?
+    }
+    private var rare: Box<Rare>?
+    private func withRare(_ change: (inout Rare) -> Void) {
+        if let rare { change(&rare.value) } else {
+            var r = Rare()
+            change(&r)
+            rare = Box(r)
+        }
+    }
     /// The agreed permessage-deflate parameters (RFC 7692 §7.1), nil when not in use.
-    let deflate: PerMessageDeflateParameters?
+    var deflate: PerMessageDeflateParameters? { rare?.value.deflate }
     /// Inflates compressed client messages (RFC 7692 §7.2.2); created on first use.
-    var inflater: PerMessageInflater?
+    var inflater: PerMessageInflater? {
+        get { rare?.value.inflater }
+        set { withRare { $0.inflater = newValue } }
+    }
     /// The subscribed topics, in the order the client added them.
     var topics: [String] = []
     /// The upgrade request's head, kept only when private topics exist, so a later
-    /// `{"op":"subscribe"}` is authorized with the same token (Auth.swift). Out of line: most
-    /// sessions never hold one.
+    /// `{"op":"subscribe"}` is authorized with the same token (Auth.swift).
     var authHead: HTTPRequestHead? {
-        get { authHeadBox?.value }
-        set { authHeadBox = newValue.map { Box($0) } }
+        get { rare?.value.authHead }
+        set { withRare { $0.authHead = newValue } }
     }
-    private var authHeadBox: Box<HTTPRequestHead>?
     /// What `{"op":"publish"}` may publish to (nil: no publish rights).
-    var publishGrant: PublishGrant?
+    var publishGrant: PublishGrant? {
+        get { rare?.value.publishGrant }
+        set { withRare { $0.publishGrant = newValue } }
+    }
     /// See `LoopFanout.Move.cursor`: every event of `topics` up to this id was given.
     var cursor: EventID?
     /// `LoopFanout.Move.attachedAtEvent` of the current log.
@@ -50,8 +70,8 @@ final class WebSocketSession {
         self.maxMessageBytes = maxMessageBytes
         self.echo = echo
         self.message = message
-        self.deflate = deflate
         self.lastPingAt = now
+        if let deflate { self.rare = Box(Rare(deflate: deflate)) }
     }
 
     /// Decodes the next frame event from the front of `bytes` (`WebSocketFrameDecoder.parse`).

@@ -101,6 +101,56 @@ struct EventLoopTests {
         #expect(record.violations.isEmpty, "\(record.violations)")
     }
 
+    @Test("pauseReceiving leaves bytes in the kernel (the peer's writes block); resumeReceiving delivers them all",
+          arguments: LoopBackendKind.allCases)
+    func pauseAndResumeReceiving(kind: LoopBackendKind) throws {
+        let harness = try LoopHarness(kind.choice, echo: false)
+        defer { harness.stop() }
+        let client = try connectClient(port: harness.port)
+        defer { Glibc.close(client) }
+        #expect(waitUntil { harness.snapshot().accepted.count == 1 })
+        let id = try #require(harness.snapshot().accepted.first)
+        try writeAll(client, Array("before".utf8))
+        #expect(waitUntil { harness.snapshot().receivedBytes[id] == 6 })
+        let paused = DoneFlag()
+        harness.run { h in
+            h.loop.pauseReceiving(id)
+            h.loop.pauseReceiving(id)  // idempotent
+            paused.done.store(true, ordering: .releasing)
+        }
+        #expect(waitUntil { paused.done.load(ordering: .acquiring) })
+        usleep(50_000)  // let a cancellation complete
+        // Write far more than the socket buffers hold, non-blocking: the writes must stall.
+        let flags = fcntl(client, F_GETFL)
+        _ = fcntl(client, F_SETFL, flags | O_NONBLOCK)
+        let chunk = [UInt8](repeating: 0x61, count: 65536)
+        var written = 0
+        var stalled = false
+        for _ in 0..<2000 {  // up to 128 MiB
+            let n = chunk.withUnsafeBytes { Glibc.send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n < 0 {
+                if errno == EAGAIN { stalled = true; break }
+                Issue.record("send failed: errno \(errno)")
+                break
+            }
+            written += n
+        }
+        #expect(stalled, "the peer could write \(written) bytes while the loop was paused")
+        usleep(100_000)
+        let whilePaused = harness.snapshot().receivedBytes[id] ?? 0
+        // Only what was already completed when the pause took effect may arrive.
+        #expect(whilePaused - 6 <= 4 << 20, "\(whilePaused - 6) bytes delivered while paused")
+        _ = fcntl(client, F_SETFL, flags)
+        harness.run { h in
+            h.loop.resumeReceiving(id)
+            h.loop.resumeReceiving(id)
+        }
+        #expect(waitUntil(10) { harness.snapshot().receivedBytes[id] == 6 + written }, "\(harness.snapshot().receivedBytes[id] ?? 0) of \(6 + written)")
+        try writeAll(client, Array("after".utf8))
+        #expect(waitUntil { harness.snapshot().receivedBytes[id] == 6 + written + 5 })
+        #expect(harness.snapshot().violations.isEmpty, "\(harness.snapshot().violations)")
+    }
+
     @Test("shutdownWrite: the peer reads the bytes sent, then end of file; receiving goes on", arguments: LoopBackendKind.allCases)
     func shutdownWriteKeepsReceiving(kind: LoopBackendKind) throws {
         let harness = try LoopHarness(kind.choice, echo: false, closeOnReceiveEnd: true)
