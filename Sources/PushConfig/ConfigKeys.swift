@@ -247,7 +247,7 @@ enum ConfigKeys {
         .choice("subscriber.slow_policy", SlowPolicy.allCases.map(\.rawValue)) { config, word in
             config.subscriber.slowPolicy = SlowPolicy(rawValue: word) ?? .disconnect
         },
-        .milliseconds("subscriber.coalesce_delay", plain: .milliseconds, 0...1000) {
+        .milliseconds("subscriber.coalesce_delay", plain: .seconds, 0...1000) {
             $0.subscriber.coalesceDelayMilliseconds = $1
         },
         .size("subscriber.coalesce_bytes", 1...(1 << 20)) { $0.subscriber.coalesceBytes = $1 },

@@ -66,9 +66,16 @@ struct PublishGrant {
     /// The token the publish rate is charged to (RateLimiter.swift); nil for an anonymous publish,
     /// which is charged to its client address.
     var rateIdentity: PublishRateIdentity?
+    /// When the JWT that granted this stops being valid (`exp` plus leeway, seconds since the
+    /// epoch); nil for static tokens, tokens without `exp` and anonymous publishing. A grant kept
+    /// past one request (a WebSocket's, from its upgrade) is checked against it on every use.
+    var expiresAt: Double? = nil
 
     /// Anonymous publishing (no publish auth configured): anything, charged to the address.
     static let anonymous = PublishGrant(scope: .everything, rateIdentity: nil)
+
+    /// Whether the grant has expired at `now` (seconds since the epoch).
+    func isExpired(now: Double) -> Bool { expiresAt.map { now >= $0 } ?? false }
 
     func allows(_ topic: String) -> Bool {
         switch scope {
@@ -103,7 +110,7 @@ extension LoopWorker {
         switch JWT.verify(token, verifier: verifier, policy: auth.policy, now: now) {
         case .success(let claims):
             let identity = PublishRateIdentity.jwt(claims) { sha256Hex(bytes) }
-            return .success(PublishGrant(scope: .topics(claims.publish), rateIdentity: identity))
+            return .success(PublishGrant(scope: .topics(claims.publish), rateIdentity: identity, expiresAt: claims.expiresAt))
         case .failure(let e): return .failure(Refusal(401, "invalid_token", e.description))
         }
     }

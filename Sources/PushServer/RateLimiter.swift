@@ -5,10 +5,12 @@ import Synchronization
 ///
 /// Each key (``PublishRateIdentity/key``: the publish token's subject or digest, or `ip:<address>`
 /// for an anonymous publish — see `LoopWorker.publishRateKey`) has a bucket of `burst` tokens
-/// refilled at `rate` per second;
-/// publishing n events takes n tokens (at most `burst`, so a batch larger than the burst is
-/// possible from a full bucket). The table is pruned of full buckets when it grows, so its size is
-/// bounded by the clients that published in the last `burst / rate` seconds.
+/// refilled at `rate` per second; publishing n events costs n tokens. A request passes when the
+/// bucket holds min(n, burst) tokens, and then all n are taken — the bucket may go into debt, so a
+/// batch larger than the burst is possible from a full bucket but is paid for in full: the next
+/// publish waits until the debt is refilled, and the sustained rate stays `rate`. The table is
+/// pruned of full buckets when it grows, so its size is bounded by the clients that published in
+/// the last `burst / rate` seconds (plus any debt).
 final class PublishRateLimiter: Sendable {
     private struct Bucket {
         var tokens: Double
@@ -24,7 +26,8 @@ final class PublishRateLimiter: Sendable {
     func take(_ key: String, count: Int, rate: Double, burst: Int, now: UInt64) -> Int? {
         guard rate > 0 else { return nil }
         let capacity = Double(max(1, burst))
-        let cost = min(Double(count), capacity)
+        let needed = min(Double(count), capacity)  // what must be in the bucket
+        let cost = Double(count)  // what is taken: the bucket may go into debt
         return buckets.withLock { table in
             if table.count > Self.pruneAbove {
                 table = table.filter { _, b in b.tokens + Double(now &- b.updated) / 1e9 * rate < capacity }
@@ -33,11 +36,11 @@ final class PublishRateLimiter: Sendable {
             b.tokens = min(capacity, b.tokens + Double(now &- b.updated) / 1e9 * rate)
             b.updated = now
             defer { table[key] = b }
-            if b.tokens >= cost {
+            if b.tokens >= needed {
                 b.tokens -= cost
                 return nil
             }
-            return max(1, Int(((cost - b.tokens) / rate).rounded(.up)))
+            return max(1, Int(((needed - b.tokens) / rate).rounded(.up)))
         }
     }
 }

@@ -271,6 +271,11 @@ extension LoopWorker {
             guard let grant = s.publishGrant else {
                 return refuse("forbidden", "this connection has no publish rights (no valid publish token on the upgrade)")
             }
+            if grant.isExpired(now: Double(Clock.wallMilliseconds()) / 1000) {
+                // The upgrade's token was checked once; its `exp` still bounds what it grants.
+                s.publishGrant = nil
+                return refuse("token_expired", "the publish token of this connection has expired; reconnect with a fresh one")
+            }
             if let problem = TopicName.problem(in: topic) { return refuse("bad_topic", problem.message) }
             if let denied = checkPublish(grant, topic: topic) { return refuse(denied.code, denied.message) }
             if let name, !EventName.isValid(name) {

@@ -111,4 +111,33 @@ struct PublishRateKeyTests {
         for _ in 0..<3 { #expect(try take(Self.noSub1, "198.51.100.1") == nil) }
         #expect(try take(Self.noSub1, "203.0.113.5") == 1)
     }
+
+    /// A batch larger than the burst passes from a full bucket but is paid for in full: the
+    /// bucket goes into debt and the next publish waits until it is refilled, so batches cannot
+    /// beat `publish_rate` (found by an adversarial test: 10,000-event batches every 5 s passed
+    /// with rate 1/s, burst 5).
+    @Test func batchesOverTheBurstArePaidInFull() {
+        let limiter = PublishRateLimiter()
+        let t0: UInt64 = 1_000_000_000_000
+        #expect(limiter.take("k", count: 10, rate: 1, burst: 5, now: t0) == nil)
+        // Debt of 5: one more event needs 6 s of refill.
+        #expect(limiter.take("k", count: 1, rate: 1, burst: 5, now: t0) == 6)
+        #expect(limiter.take("k", count: 1, rate: 1, burst: 5, now: t0 + 5_000_000_000) == 1)
+        #expect(limiter.take("k", count: 1, rate: 1, burst: 5, now: t0 + 6_000_000_000) == nil)
+        // A second big batch needs a full bucket again (5 tokens): 4 s after the last publish, refused.
+        #expect(limiter.take("k", count: 10_000, rate: 1, burst: 5, now: t0 + 10_000_000_000) == 1)
+        #expect(limiter.take("k", count: 10_000, rate: 1, burst: 5, now: t0 + 11_000_000_000) == nil)
+        #expect(limiter.take("k", count: 1, rate: 1, burst: 5, now: t0 + 12_000_000_000) == 9_995)
+    }
+
+    /// A WebSocket keeps the publish grant of its upgrade; the JWT's `exp` must still bound it.
+    @Test func publishGrantCarriesTheTokenExpiry() throws {
+        let grant = try LoopWorker.authorizePublish(head(token: Self.alice), auth: context(), now: now).get()
+        #expect(grant.expiresAt == 2_000_000_030)  // exp + the default 30 s leeway
+        #expect(!grant.isExpired(now: 2_000_000_029))
+        #expect(grant.isExpired(now: 2_000_000_030))
+        let staticGrant = try LoopWorker.authorizePublish(head(token: Self.staticToken), auth: context(), now: now).get()
+        #expect(staticGrant.expiresAt == nil)
+        #expect(!staticGrant.isExpired(now: 9e12))
+    }
 }

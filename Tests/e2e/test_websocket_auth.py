@@ -86,3 +86,34 @@ def test_expired_token_closes_with_1008(wsauthd):
             assert closed.value is not None
 
     asyncio.run(run())
+
+
+def test_publish_rights_end_with_the_upgrade_token(wsauthd):
+    """A WebSocket's publish grant comes from its upgrade's JWT; once that token's `exp` passes,
+    `{"op":"publish"}` is refused with `token_expired` and nothing is published (found by an
+    adversarial test: the grant used to outlive the token)."""
+    tok = jwt("HS256", claims(publish=["news"], ttl=2), wsauthd.keys)
+
+    async def run():
+        url = f"ws://127.0.0.1:{wsauthd.port}/topics/news"
+        async with websockets.connect(url, additional_headers=bearer(tok)) as ws:
+            await ws.send(json.dumps({"op": "publish", "topic": "news", "data": "before", "ref": "1"}))
+            seen = []
+            while not any(m.get("ref") == "1" for m in seen):
+                seen.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+            assert any(m.get("op") == "ack" and m.get("ref") == "1" for m in seen), seen
+            await asyncio.sleep(3.2)  # past exp (leeway 0s)
+            await ws.send(json.dumps({"op": "publish", "topic": "news", "data": "after", "ref": "2"}))
+            reply = None
+            while reply is None:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                assert m.get("data") != "after", "published with an expired token"
+                if m.get("ref") == "2":
+                    reply = m
+            assert reply["op"] == "error" and reply["code"] == "token_expired", reply
+            # Still refused afterwards, and nothing named "after" ever arrives.
+            await ws.send(json.dumps({"op": "publish", "topic": "news", "data": "after", "ref": "3"}))
+            m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert m.get("op") == "error" and m.get("ref") == "3", m
+
+    asyncio.run(run())
