@@ -12,9 +12,9 @@ import resource
 import socket
 import time
 
-import httpx
 import pytest
 
+from checks import run_attacks_beside_a_healthy_subscriber
 from e2e_util import AsyncSSE, SyncConn, assert_json_error, request_bytes
 
 TOPIC = "victim"
@@ -457,36 +457,8 @@ ATTACKS = [
 
 @pytest.mark.pushd(env=LIMITS_ENV)
 def test_hostile_inputs_and_healthy_subscriber(pushd):
-    async def run():
-        sub = await AsyncSSE.open(pushd.port, f"/topics/{TOPIC}")
-        want = []
-        failures = []
-        try:
-            async with httpx.AsyncClient(timeout=10) as c:
-                for attack in ATTACKS:
-                    t0 = time.monotonic()
-                    try:
-                        await asyncio.wait_for(asyncio.to_thread(attack, pushd.port), 30)
-                    except (AssertionError, OSError, EOFError, asyncio.TimeoutError, ValueError) as e:
-                        failures.append(f"{attack.__name__}: {type(e).__name__}: {e}"[:2000])
-                    print(f"{attack.__name__}: {time.monotonic() - t0:.2f}s")
-                    data = f"marker after {attack.__name__}"
-                    r = await c.post(pushd.url(f"/topics/{TOPIC}"), content=data.encode())
-                    assert r.status_code == 200, (attack.__name__, r.status_code, r.text)
-                    want.append((r.json()["id"], data))
-                    await sub.wait_for(lambda s: len(s.events) >= len(want), 5,
-                                       f"the marker after {attack.__name__}")
-                    got = [(e.id, e.data) for e in sub.events]
-                    assert got == want, f"subscriber stream wrong after {attack.__name__}: {got[-3:]}"
-            await asyncio.sleep(0.2)
-            assert [(e.id, e.data) for e in sub.events] == want
-            assert not sub.eof, "the healthy subscriber was disconnected"
-            assert pushd.alive()
-        finally:
-            await sub.close()
-        assert not failures, "\n".join(failures)
-
-    asyncio.run(run())
+    asyncio.run(run_attacks_beside_a_healthy_subscriber(
+        pushd, TOPIC, ATTACKS, 30, errors=(AssertionError, OSError, EOFError, ValueError)))
 
 
 @pytest.mark.pushd(env={"PUSHD_LIMITS_PUBLISH_RATE": "5", "PUSHD_LIMITS_PUBLISH_BURST": "5"})

@@ -4,9 +4,9 @@ healthy subscriber: after every attack a marker event is published and must arri
 import asyncio
 import time
 
-import httpx
 
-from e2e_util import AsyncSSE, SyncConn, assert_json_error, request_bytes
+from checks import run_attacks_beside_a_healthy_subscriber
+from e2e_util import SyncConn, assert_json_error, request_bytes
 
 TOPIC = "victim"
 
@@ -120,31 +120,4 @@ ATTACKS = [
 
 
 def test_malformed_requests_and_healthy_subscriber(pushd):
-    async def run():
-        sub = await AsyncSSE.open(pushd.port, f"/topics/{TOPIC}")
-        want = []
-        failures = []
-        try:
-            async with httpx.AsyncClient(timeout=10) as c:
-                for k, attack in enumerate(ATTACKS):
-                    try:
-                        await asyncio.wait_for(asyncio.to_thread(attack, pushd.port), 15)
-                    except (AssertionError, OSError, EOFError, asyncio.TimeoutError) as e:
-                        failures.append(f"{attack.__name__}: {type(e).__name__}: {e}")
-                    data = f"marker after {attack.__name__}"
-                    r = await c.post(pushd.url(f"/topics/{TOPIC}"), content=data.encode())
-                    assert r.status_code == 200, (attack.__name__, r.status_code, r.text)
-                    want.append((r.json()["id"], data))
-                    await sub.wait_for(lambda s: len(s.events) >= len(want), 5,
-                                       f"the marker after {attack.__name__}")
-                    got = [(e.id, e.data) for e in sub.events]
-                    assert got == want, f"subscriber stream wrong after {attack.__name__}: {got[-3:]}"
-            await asyncio.sleep(0.2)
-            assert [(e.id, e.data) for e in sub.events] == want
-            assert not sub.eof, "the healthy subscriber was disconnected"
-            assert pushd.alive()
-        finally:
-            await sub.close()
-        assert not failures, "\n".join(failures)
-
-    asyncio.run(run())
+    asyncio.run(run_attacks_beside_a_healthy_subscriber(pushd, TOPIC, ATTACKS, 15))
