@@ -112,10 +112,14 @@ class Pushd:
     def num_fds(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
+    def client(self, **kw) -> httpx.Client:
+        """An httpx client for this daemon (a TLS daemon overrides it to trust its CA)."""
+        return httpx.Client(**kw)
+
     def wait_healthy(self, timeout: float = 20.0) -> None:
         end = time.monotonic() + timeout
         last = "no attempt"
-        with httpx.Client(timeout=1.0) as c:
+        with self.client(timeout=1.0) as c:
             while time.monotonic() < end:
                 if self.proc.poll() is not None:
                     raise RuntimeError(

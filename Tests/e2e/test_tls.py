@@ -82,23 +82,6 @@ class TLSPushd(Pushd):
     def client(self, **kw) -> httpx.Client:
         return httpx.Client(verify=self.ssl_context(), **kw)
 
-    def wait_healthy(self, timeout: float = 20.0) -> None:
-        end = time.monotonic() + timeout
-        last = "no attempt"
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"pushd exited with {self.proc.returncode}\n{self.log()}")
-            try:
-                with self.client(timeout=1.0) as c:
-                    r = c.get(self.url("/healthz"))
-                if r.status_code == 200:
-                    return
-                last = f"status {r.status_code}"
-            except httpx.HTTPError as e:
-                last = repr(e)
-            time.sleep(0.05)
-        raise RuntimeError(f"pushd (TLS) not healthy after {timeout}s ({last})\n{self.log()}")
-
     def publish(self, data: str, topic: str = TOPIC) -> str:
         with self.client(timeout=5.0) as c:
             r = c.post(self.url(f"/topics/{topic}"), content=data.encode())
