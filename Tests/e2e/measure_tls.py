@@ -54,11 +54,12 @@ async def subscriber(port, ctx, want, ready):
     writer.close()
 
 
-def run(binary, loop, tls_dir, subs, events, size, batch):
+def start(binary, loop, tls_dir, extra_env=None):
+    """Starts pushd (TLS when `tls_dir` is given) and waits for /healthz.
+    Returns (proc, port, ssl context or None, base URL, httpx client)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHD_")}
-    env["PUSHD_SUBSCRIBER_QUEUE_EVENTS"] = str(events + 1)
-    env["PUSHD_SUBSCRIBER_QUEUE_BYTES"] = "1GiB"
+    env.update(extra_env or {})
     ctx = None
     scheme = "http"
     if tls_dir:
@@ -69,15 +70,20 @@ def run(binary, loop, tls_dir, subs, events, size, batch):
     proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--event-loop", loop,
                              "--workers", "1", "--log-level", "warning"], env=env)
     base = f"{scheme}://127.0.0.1:{port}"
-    try:
-        client = httpx.Client(verify=ctx if ctx else True, timeout=10)
-        for _ in range(200):
-            try:
-                if client.get(base + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
+    client = httpx.Client(verify=ctx if ctx else True, timeout=10)
+    for _ in range(200):
+        try:
+            if client.get(base + "/healthz").status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    return proc, port, ctx, base, client
 
+
+def run(binary, loop, tls_dir, subs, events, size, batch):
+    proc, port, ctx, base, client = start(binary, loop, tls_dir, {
+        "PUSHD_SUBSCRIBER_QUEUE_EVENTS": str(events + 1), "PUSHD_SUBSCRIBER_QUEUE_BYTES": "1GiB"})
+    try:
         async def main():
             opened = 0
 
@@ -120,27 +126,8 @@ def rss_kb(pid: int) -> int:
 
 
 def idle(binary, loop, tls_dir, n):
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUSHD_")}
-    ctx = None
-    scheme = "http"
-    if tls_dir:
-        env["PUSHD_TLS_CERTIFICATE"] = str(tls_dir / "server.pem")
-        env["PUSHD_TLS_PRIVATE_KEY"] = str(tls_dir / "server.key")
-        ctx = ssl.create_default_context(cafile=str(tls_dir / "ca.pem"))
-        scheme = "https"
-    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--event-loop", loop,
-                             "--workers", "1", "--log-level", "warning"], env=env)
-    base = f"{scheme}://127.0.0.1:{port}"
+    proc, port, ctx, base, client = start(binary, loop, tls_dir)
     try:
-        client = httpx.Client(verify=ctx if ctx else True, timeout=10)
-        for _ in range(200):
-            try:
-                if client.get(base + "/healthz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-
         rss0 = rss_kb(proc.pid)
 
         async def open_all():
