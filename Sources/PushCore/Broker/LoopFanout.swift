@@ -42,8 +42,6 @@ public final class LoopFanout {
     /// After a send pass that held streams back: the time (CLOCK_MONOTONIC ns) by which the next
     /// pass must run to release them; 0 when nothing is held.
     public private(set) var holdDeadline: UInt64 = 0
-    /// Send passes in which at least one stream was held back (for /metrics).
-    public private(set) var coalesceHolds: UInt64 = 0
 
     /// Counters (this loop only).
     public private(set) var eventsFannedOut: UInt64 = 0
@@ -102,11 +100,9 @@ public final class LoopFanout {
         let logs = dirtyLogs
         dirtyLogs.removeAll(keepingCapacity: true)
         let policy = coalesce
-        var held = false
         for log in logs {
             if let policy, let now, shouldHold(log, policy, now: now) {
                 dirtyLogs.append(log)  // still dirty: fanOut must not add it twice
-                held = true
                 continue
             }
             if log.maintenanceDue(limits: limits) { pendingMaintenance.append(log) }
@@ -120,7 +116,6 @@ public final class LoopFanout {
                 body(s)
             }
         }
-        if held { coalesceHolds &+= 1 }
     }
 
     /// Whether `log`'s unreleased events wait for more (see `forEachReadySubscriber(now:_:)`);

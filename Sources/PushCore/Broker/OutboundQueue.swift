@@ -80,12 +80,12 @@ public final class OutboundQueue {
                 let segment: SharedBytes
                 if segments.count == 1 {
                     segment = segments.first!
-                    segments = []  // frees the storage: an idle subscriber keeps none
+                    releaseSegmentStorage()
                     pendingSegments = 1
                 } else {
                     // Coalesce queued segments into one send.
                     let parts = segments
-                    segments = []
+                    releaseSegmentStorage()
                     pendingSegments = parts.count
                     segment = SharedBytes(count: segmentBytes) { out in
                         var at = 0
@@ -112,6 +112,12 @@ public final class OutboundQueue {
         }
         isSending = true
         return UnsafeRawBufferPointer(start: pendingBase, count: pendingCount)
+    }
+
+    /// Empties `segments`. A subscriber (attached to a log) gives the storage back, so an idle
+    /// one keeps none; a request/response connection keeps it for its next answer.
+    private func releaseSegmentStorage() {
+        if log == nil { segments.removeAll(keepingCapacity: true) } else { segments = [] }
     }
 
     /// Records that the send in flight wrote `written` bytes (> 0, possibly fewer than handed out).
