@@ -303,8 +303,16 @@ func connectClient(port: UInt16, receiveBuffer: Int32? = nil, ipv6: Bool = false
             }
         }
     }
-    guard result == 0 else {
-        let code = errno
+    var code: Int32 = result == 0 ? 0 : errno
+    if code == EINTR {
+        // A signal (the child processes' SIGCHLD) cut the blocking connect short; the kernel goes
+        // on connecting, so wait until the socket is writable and read the outcome (connect(2)).
+        var wanted = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+        while poll(&wanted, 1, 5_000) < 0 && errno == EINTR {}
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &code, &length)
+    }
+    guard code == 0 else {
         Glibc.close(fd)
         throw ClientError.failed("connect", code)
     }
@@ -313,17 +321,18 @@ func connectClient(port: UInt16, receiveBuffer: Int32? = nil, ipv6: Bool = false
 
 enum ClientError: Error { case failed(String, Int32) }
 
-/// Writes all of `bytes`.
+/// Writes all of `bytes` (retries after EINTR: this process's child-process tests raise SIGCHLD).
 func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
     var offset = 0
     while offset < bytes.count {
         let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if n < 0 && errno == EINTR { continue }
         guard n > 0 else { throw ClientError.failed("send", errno) }
         offset += n
     }
 }
 
-/// Reads exactly `count` bytes, or fewer when the peer closes or the 5 s timeout passes.
+/// Reads exactly `count` bytes, or fewer when the peer closes or the 5 s timeout passes (EINTR retried).
 func readExactly(_ fd: Int32, _ count: Int, chunk: Int = 65536, pause: useconds_t = 0) -> [UInt8] {
     var out = [UInt8]()
     out.reserveCapacity(count)
@@ -331,6 +340,7 @@ func readExactly(_ fd: Int32, _ count: Int, chunk: Int = 65536, pause: useconds_
     while out.count < count {
         let want = min(chunk, count - out.count)
         let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, want, 0) }
+        if n < 0 && errno == EINTR { continue }
         if n <= 0 { break }
         out.append(contentsOf: buffer[0..<n])
         if pause > 0 { usleep(pause) }
@@ -344,6 +354,7 @@ func readToEnd(_ fd: Int32) -> (bytes: [UInt8], last: Int, errno: Int32) {
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
         let n = buffer.withUnsafeMutableBytes { Glibc.recv(fd, $0.baseAddress, $0.count, 0) }
+        if n < 0 && errno == EINTR { continue }
         if n <= 0 { return (out, n, n < 0 ? errno : 0) }
         out.append(contentsOf: buffer[0..<n])
     }
