@@ -165,10 +165,11 @@ def pushd_factory(backend, tmp_path, request):
     started: list[Pushd] = []
 
     def start(env: dict[str, str] | None = None, args: list[str] | None = None,
-              port: int | None = None) -> Pushd:
-        """`port`: listen on this port instead of a fresh one (a restart on the same address)."""
+              port: int | None = None, prefix: list[str] | None = None) -> Pushd:
+        """`port`: listen on this port instead of a fresh one (a restart on the same address).
+        `prefix`: a command that execs the daemon in place (e.g. `prlimit --nofile=64:64`)."""
         binary = pushd_binary()
-        key = (binary, backend, tuple(sorted((env or {}).items())), tuple(args or ()))
+        key = (binary, backend, tuple(sorted((env or {}).items())), tuple(args or ()), tuple(prefix or ()))
         if key in _STARTUP_FAILURES:  # do not wait 20 s again for every test
             pytest.fail("pushd failed to start earlier in this session with the same "
                         "configuration:\n" + _STARTUP_FAILURES[key], pytrace=False)
@@ -178,7 +179,7 @@ def pushd_factory(backend, tmp_path, request):
         fixed_port = port
         for attempt in range(3):  # the free port can be stolen between probe and bind
             port = fixed_port or free_port()
-            argv = [binary, "serve", "--listen", f"127.0.0.1:{port}", *BACKENDS[backend],
+            argv = [*(prefix or []), binary, "serve", "--listen", f"127.0.0.1:{port}", *BACKENDS[backend],
                     *(args or [])]
             if os.environ.get("PUSHD_E2E_LOG_LEVEL"):
                 argv += ["--log-level", os.environ["PUSHD_E2E_LOG_LEVEL"]]
