@@ -6,6 +6,9 @@
 // discarded — until the peer closes its side, `limits.linger_bytes` were discarded, or
 // `limits.linger_timeout` passed; then it is closed.
 //
+// A WebSocket ends the same way once its Close frame is written (WebSocketEndpoint.wsClose): the
+// client's Close reply, or the rest of a message refused with 1009, is discarded until its FIN.
+//
 // Only error answers on admitted connections linger: a `Connection: close` after a complete
 // request leaves nothing unread, and the 503s of connection limits and draining are answered to
 // shed load, where holding the socket longer would defeat their purpose.

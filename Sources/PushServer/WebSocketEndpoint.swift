@@ -298,8 +298,9 @@ extension LoopWorker {
 
     // MARK: - Closing (RFC 6455 §5.5.1, §7)
 
-    /// Queues a Close frame (nothing is sent after it: the subscriber leaves the fan-out) and
-    /// closes the TCP connection once it is written, or 2 s later if it is not.
+    /// Queues a Close frame (nothing is sent after it: the subscriber leaves the fan-out); once it
+    /// is written the connection ends with a lingering close (Linger.swift), or it is closed 2 s
+    /// later if the frame cannot be written.
     func wsClose(_ c: Connection, _ code: WebSocketCloseCode?, _ reason: String) {
         guard let s = c.ws, !s.closeSent, !c.closing else { return }
         s.closeSent = true
@@ -307,14 +308,21 @@ extension LoopWorker {
         fanout.unsubscribe(c.out)
         c.out.enqueue(SharedBytes(WebSocketFrameEncoder.close(code: code, reason: reason)))
         c.closeAfterFlush = true
-        if !startSend(c), c.out.isIdle { close(c) }
+        // Once the Close frame is written the server ends the TCP connection first (RFC 6455
+        // §7.1.1) with a lingering close (Linger.swift): FIN, then what the client still sends —
+        // its Close reply, or the rest of a message refused with 1009 — is read and discarded
+        // until its FIN. Closing with unread input would send RST, which can destroy the Close
+        // frame before the client has read it.
+        c.lingerOnClose = true
+        if !startSend(c), c.out.isIdle { closeFlushed(c) }
     }
 
     /// Once a second: the 2 s Close deadline, server Pings and the Pong timeout.
     func webSocketTick(_ c: Connection) {
         guard let s = c.ws else { return }
         if s.closeSent {
-            if now - s.closeSentAt > 2_000_000_000 { close(c) }
+            // A lingering close has its own deadline, `limits.linger_timeout`.
+            if c.lingerUntil == 0, now - s.closeSentAt > 2_000_000_000 { close(c) }
             return
         }
         if c.authExpiresAt != 0, Clock.wallMilliseconds() >= c.authExpiresAt {

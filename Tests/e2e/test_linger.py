@@ -11,14 +11,17 @@ import time
 import pytest
 
 from e2e_util import parse_head
+from ws_util import RawWS, frame
 
 BIG = 10 * 1000 * 1000
 
 
-def _send_while_reading(port: int, head: bytes, body_size: int) -> tuple[bytes, str, str]:
+def _send_while_reading(port: int, head: bytes, body_size: int,
+                        sock: socket.socket | None = None) -> tuple[bytes, str, str]:
     """Sends `head` + `body_size` bytes in one blocking sendall on a thread while this thread reads.
-    Returns (bytes read, how reading ended: "eof" | "reset" | "timeout", how sending ended)."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    Returns (bytes read, how reading ended: "eof" | "reset" | "timeout", how sending ended).
+    `sock`: an already connected socket to use (and close) instead of a new connection."""
+    s = sock or socket.create_connection(("127.0.0.1", port), timeout=10)
     sender = {}
 
     def send():
@@ -115,3 +118,18 @@ def test_linger_off_closes_at_once(pushd):
         while chunk := s.recv(65536):
             data += chunk
         _assert_json_answer(data, 413, "payload_too_large")
+
+
+@pytest.mark.pushd(env={"PUSHD_WEBSOCKET_ECHO_ENDPOINT": "true"})
+def test_websocket_1009_is_read_by_a_client_still_sending(pushd):
+    """A WebSocket closed by the server (here 1009 for a 10 MB frame, decided from its length field)
+    lingers too: the client reads the Close frame and then a FIN, never a reset, although the
+    rest of its frame is still arriving (RFC 6455 §7.1.1: the server closes the TCP connection)."""
+    ws = RawWS(pushd.port)
+    assert ws.status == 101 and ws.buf == b""
+    head = frame(0x2, b"", declared=BIG)[:10] + b"\0\0\0\0"  # header + masking key, then BIG bytes
+    data, ended, _ = _send_while_reading(pushd.port, head, BIG, sock=ws.sock)
+    assert data[:1] == b"\x88", f"expected a Close frame first: {data[:40]!r}"
+    assert int.from_bytes(data[2:4], "big") == 1009, data[:40]
+    assert ended == "eof", f"expected a FIN after the Close frame, reading ended with {ended}"
+    assert pushd.alive()

@@ -313,6 +313,60 @@ def test_stalled_handshake_is_closed_by_header_timeout(tls_factory):
         assert time.monotonic() - t0 < 5
 
 
+def _tls_send_while_reading(d: TLSPushd, payload: bytes, timeout: float = 10) -> tuple[bytes, str]:
+    """Sends `payload` on a new TLS connection while reading, in one thread (non-blocking socket
+    and select: an SSL object must not be used from two threads at once). Returns (bytes read,
+    how reading ended: "eof" (close_notify or FIN) | "reset …" | "timeout"). A write that fails
+    stops the sending; reading goes on."""
+    raw = socket.create_connection(("127.0.0.1", d.port), timeout=timeout)
+    s = d.ssl_context().wrap_socket(raw, server_hostname="127.0.0.1")
+    s.setblocking(False)
+    view, sent, data = memoryview(payload), 0, b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            writable = [s] if sent < len(payload) else []
+            r, w, _ = select.select([s], writable, [], 0.2)
+            if r or s.pending():
+                try:
+                    chunk = s.recv(65536)
+                except ssl.SSLWantReadError:
+                    chunk = None
+                except (ConnectionResetError, ssl.SSLError) as e:
+                    return data, f"reset ({type(e).__name__}: {e})"
+                if chunk == b"":
+                    return data, "eof"
+                data += chunk or b""
+            if w:
+                try:
+                    sent += s.send(view[sent:sent + 65536])
+                except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    pass
+                except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+                    sent = len(payload)
+        return data, "timeout"
+    finally:
+        s.close()
+
+
+def test_413_over_https_is_read_by_a_client_still_sending(tls_factory):
+    """Lingering close over TLS (Linger.swift, docs/SECURITY.md row 62): a client sends a 10 MB
+    body while reading, to a topic whose event limit is far smaller. pushd answers 413 from the
+    Content-Length before the body; the client reads the whole JSON answer and a clean end
+    (close_notify, FIN), never a reset, although most of its body was still arriving. (Over TLS
+    the close_notify marks the end before any reset could, so this checks that the lingering
+    path writes the answer and close_notify intact; test_linger.py shows the FIN-versus-RST
+    difference on plaintext.)"""
+    d = tls_factory()
+    head = b"POST /topics/%s HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n" % TOPIC.encode()
+    data, ended = _tls_send_while_reading(d, head + b"a" * 10_000_000)
+    answer, _, body = data.partition(b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 413 "), data[:300]
+    assert json.loads(body)["error"] == "payload_too_large", body
+    assert ended == "eof", f"expected a clean end after the 413, reading ended with {ended}"
+    assert d.alive()
+
+
 def test_clean_close_notify_after_connection_close(tls_factory):
     """A `Connection: close` response ends with close_notify (RFC 8446 §6.1), so the client sees a
     clean TLS end of stream rather than a truncation."""
