@@ -53,8 +53,9 @@ final class WebSocketSession {
     var cursor: EventID?
     /// `LoopFanout.Move.attachedAtEvent` of the current log.
     var attachedAtEvent: UInt64 = 0
-    /// A Close frame was queued (RFC 6455 §5.5.1): nothing else is sent, the TCP connection is
-    /// closed once it is written (or 2 s later, `closeSentAt`).
+    /// A Close frame was queued (RFC 6455 §5.5.1): nothing else is sent; once it is written the
+    /// TCP connection ends with a lingering close (Linger.swift), or it is cut 2 s after
+    /// `closeSentAt` if the frame cannot be written.
     var closeSent = false
     /// Monotonic ns when the Close frame was queued.
     var closeSentAt: UInt64 = 0
