@@ -251,6 +251,9 @@ enum ConfigKeys {
             $0.subscriber.coalesceDelayMilliseconds = $1
         },
         .size("subscriber.coalesce_bytes", 1...(1 << 20)) { $0.subscriber.coalesceBytes = $1 },
+        .milliseconds("subscriber.busy_coalesce_delay", plain: .seconds, 0...1000) {
+            $0.subscriber.busyCoalesceDelayMilliseconds = $1
+        },
 
         .integer("replay.events", 0...10_000_000) { $0.replay.events = $1 },
         .size("replay.max_bytes", 0...(1 << 30)) { $0.replay.maxBytes = $1 },

@@ -32,6 +32,11 @@ final class LoopWorker: LoopHandler {
     var accessPending: HTTPRequestHead?
     /// Monotonic ns of the previous tick (loop lag).
     var lastTick: UInt64 = 0
+    /// Whether this loop is saturated, from its thread's CPU time (ServiceTick.swift): while it
+    /// is, `subscriber.busy_coalesce_delay` applies.
+    var saturation = SaturationMonitor()
+    /// This loop thread's busy-time reader, created on the first tick (on the loop's thread).
+    var threadLoad: ThreadLoad?
     /// Connections in a lingering close (Linger.swift), checked on every tick.
     var lingering: [ConnectionID] = []
 
@@ -60,7 +65,7 @@ final class LoopWorker: LoopHandler {
         self.parserLimits = HTTPParserLimits(
             maxRequestLineBytes: h.maxRequestLineBytes, maxHeaderBytes: h.maxHeaderBytes,
             maxHeaderCount: h.maxHeaderCount, maxBodyBytes: max(h.maxEventBytes, h.maxBatchBytes))
-        fanout.coalesce = shared.config.subscriber.coalescePolicy
+        fanout.coalesce = shared.config.subscriber.coalescePolicy(saturated: false)
     }
 
     // MARK: - Connection table

@@ -36,6 +36,8 @@ final class LoopMetrics: Sendable {
     let queuedBytes = Atomic<Int>(0)
     /// Connections in the loop's table.
     let connections = Atomic<Int>(0)
+    /// The loop is saturated (`SaturationMonitor`): busy coalescing applies.
+    let saturated = Atomic<Bool>(false)
     /// The loop finished its drain (no connection left) after `Server.drain`.
     let drained = Atomic<Bool>(false)
 
@@ -81,6 +83,7 @@ final class MetricsExporter: Sendable {
         ("pushd_loop_lag_seconds", "How late the latest loop tick ran, by loop."),
         ("pushd_loop_lag_max_seconds", "Largest loop tick lag since the previous scrape, by loop."),
         ("pushd_loop_connections", "Connections owned by each loop."),
+        ("pushd_loop_saturated", "1 while a loop is saturated (busy >= 85% of a core); it then holds sends back up to subscriber.busy_coalesce_delay."),
         ("pushd_bytes_received_total", "Bytes read from clients."),
         ("pushd_bytes_sent_total", "Bytes written to clients."),
         ("pushd_config_reloads_total", "Successful SIGHUP configuration reloads."),
@@ -128,6 +131,7 @@ final class MetricsExporter: Sendable {
             let maxLag = loop.maxLagNanoseconds.exchange(0, ordering: .relaxed)
             gauges.append(("pushd_loop_lag_max_seconds", labels, Double(maxLag) / 1e9))
             gauges.append(("pushd_loop_connections", labels, Double(loop.connections.load(ordering: .relaxed))))
+            gauges.append(("pushd_loop_saturated", labels, loop.saturated.load(ordering: .relaxed) ? 1 : 0))
         }
 
         let factory = self.factory

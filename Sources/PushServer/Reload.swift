@@ -102,7 +102,7 @@ extension LoopWorker {
         self.config = config
         fanout.limits = QueueLimits(events: config.subscriber.queueEvents, bytes: config.subscriber.queueBytes)
         fanout.slowPolicy = config.subscriber.slowPolicy
-        fanout.coalesce = config.subscriber.coalescePolicy
+        fanout.coalesce = config.subscriber.coalescePolicy(saturated: saturation.isSaturated)
         let h = config.http
         parserLimits = HTTPParserLimits(
             maxRequestLineBytes: h.maxRequestLineBytes, maxHeaderBytes: h.maxHeaderBytes,

@@ -161,13 +161,19 @@ public struct SubscriberSettings: Sendable, Equatable {
     public var coalesceDelayMilliseconds: Int = 0
     /// `subscriber.coalesce_bytes`: a stream with this many unsent new bytes is written at once.
     public var coalesceBytes: Int = 4096
+    /// `subscriber.busy_coalesce_delay`: while a loop is saturated (`SaturationMonitor`), new
+    /// events are held back up to this long, in milliseconds; 0 = never. Default 10.
+    public var busyCoalesceDelayMilliseconds: Int = 10
     public init() {}
 
-    /// The fan-out's policy for these settings, nil when `coalesce_delay` is 0.
-    public var coalescePolicy: CoalescePolicy? {
-        guard coalesceDelayMilliseconds > 0 else { return nil }
-        return CoalescePolicy(
-            delayNanoseconds: UInt64(coalesceDelayMilliseconds) * 1_000_000, bytes: coalesceBytes)
+    /// The fan-out's policy for these settings on a loop that is (`saturated`) or is not
+    /// saturated: `coalesce_delay` when set (always on), else `busy_coalesce_delay` while
+    /// saturated, else nil (send at once).
+    public func coalescePolicy(saturated: Bool) -> CoalescePolicy? {
+        let milliseconds = coalesceDelayMilliseconds > 0
+            ? coalesceDelayMilliseconds : (saturated ? busyCoalesceDelayMilliseconds : 0)
+        guard milliseconds > 0 else { return nil }
+        return CoalescePolicy(delayNanoseconds: UInt64(milliseconds) * 1_000_000, bytes: coalesceBytes)
     }
 }
 

@@ -13,11 +13,33 @@ extension LoopWorker {
             loopMetrics.recordLag(elapsed > period ? elapsed - period : 0)
         }
         lastTick = now
+        watchSaturation(now: now)
         // Single writer: a plain load and store, no read-modify-write.
         loopMetrics.heartbeat.store(loopMetrics.heartbeat.load(ordering: .relaxed) &+ 1, ordering: .releasing)
         publishLoopMetrics()
         pickUpConfiguration()
         if stallAt != 0, now >= stallAt { stallForTest() }
+    }
+
+    /// Samples this thread's busy time (`ThreadLoad`: running or runnable); when the loop becomes
+    /// saturated or stops being so, switches
+    /// the fan-out's coalescing (`subscriber.busy_coalesce_delay`, `SaturationMonitor`).
+    private func watchSaturation(now: UInt64) {
+        if threadLoad == nil { threadLoad = ThreadLoad() }  // opened on this loop's thread
+        guard let busy = threadLoad?.busyNanoseconds(), saturation.sample(wall: now, busy: busy) else { return }
+        let saturated = saturation.isSaturated
+        loopMetrics.saturated.store(saturated, ordering: .relaxed)
+        fanout.coalesce = config.subscriber.coalescePolicy(saturated: saturated)
+        let share = Int((saturation.lastShare * 100).rounded())
+        if saturated {
+            let delay = config.subscriber.busyCoalesceDelayMilliseconds
+            logger.notice(
+                delay > 0 && config.subscriber.coalesceDelayMilliseconds == 0
+                    ? "loop \(index) saturated (\(share)% of a core): holding sends up to \(delay) ms to coalesce them"
+                    : "loop \(index) saturated (\(share)% of a core)")
+        } else {
+            logger.notice("loop \(index) no longer saturated (\(share)% of a core): sending at once")
+        }
     }
 
     /// The test-only stall: this loop stops turning (no tick, no I/O) until the server stops.

@@ -7,8 +7,10 @@
 /// fan-out's cost. With a policy, a stream whose new events total fewer than `bytes` holds them
 /// back for up to `delayNanoseconds` from the first, and each subscriber then gets all of them in
 /// one send. Every subscriber of the stream still gets the same bytes, in order; the queue limits
-/// still apply (a held stream is released before it reaches half of them). Off by default: pushd
-/// sends at once unless the operator opts in. Centrifugo's `client.write_delay` is the same trade.
+/// still apply (a held stream is released before it reaches half of them). A loop applies a policy
+/// all the time with `subscriber.coalesce_delay`, and otherwise only while it is saturated
+/// (`subscriber.busy_coalesce_delay`, `SaturationMonitor`). Centrifugo's `client.write_delay` is
+/// the same trade, always on.
 public struct CoalescePolicy: Sendable, Equatable {
     /// Longest an event is held back, in nanoseconds (> 0).
     public var delayNanoseconds: UInt64
