@@ -317,7 +317,7 @@ fd_hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 P(f"- fd hard limit per process: {fd_hard} (the clients spread subscribers over worker processes below it, and "
   "source addresses over 127.0.0.2–250)\n")
 P("## Versions\n")
-P(f"- pushd {a.pushd} (git {a.git}), `pushd serve --listen 127.0.0.1:PORT --log-level warning --event-loop io_uring|epoll {a.pushd_args}`".rstrip())
+P(f"- pushd {a.pushd} (git {a.git}), `pushd serve --listen 127.0.0.1:PORT --log-level notice --event-loop io_uring|epoll {a.pushd_args}`".rstrip())
 P(f"- {a.swift}")
 P(f"- nginx {a.nginx}, libnginx-mod-nchan {a.nchan}, config `bench/nchan/nginx.conf` (1 worker process)")
 if a.limitd:
