@@ -5,8 +5,8 @@
 /// Why: coalescing (`CoalescePolicy`) trades a bounded delay for fewer sends. On a loop with idle
 /// time the trade is poor — every event could go out at once — but on a saturated loop events
 /// already wait in queues, each send costs the kernel about the same whatever it carries, and
-/// holding streams back for a few milliseconds cuts the sends several-fold, which raises
-/// throughput and lowers latency too (docs/BENCHMARKS.md, topics rows). So the loop coalesces only
+/// holding streams back for a few milliseconds cuts the sends several-fold and raises throughput,
+/// for little added latency (docs/BENCHMARKS.md, topics rows). So the loop coalesces only
 /// while it is saturated.
 ///
 /// How: every `window` the monitor compares the thread's busy time with the wall time. A window at
