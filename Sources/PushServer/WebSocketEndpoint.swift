@@ -254,8 +254,16 @@ extension LoopWorker {
                 return refuse("too_many_topics", "limits.max_topics_per_connection is \(config.http.maxTopicsPerConnection)")
             }
             if shared.isDraining { return refuse("draining", "pushd is shutting down") }
-            if let head = s.authHead, case .failure(let r) = authorizeSubscribe(head, topics: [topic]) {
-                return refuse(r.code, r.message)
+            if let head = s.authHead {
+                switch authorizeSubscribe(head, topics: [topic]) {
+                case .failure(let r): return refuse(r.code, r.message)
+                case .success(let grant):
+                    // A private topic joined now is bounded by the token's `exp` like one named
+                    // in the URL: the connection is closed with 1008 when it passes.
+                    if let expiry = grant.expiresAtMilliseconds {
+                        c.authExpiresAt = c.authExpiresAt == 0 ? expiry : min(c.authExpiresAt, expiry)
+                    }
+                }
             }
             if s.authHead == nil, auth.privateTopics.matches(topic) {
                 return refuse("forbidden_topic", "topic \(topic) is private")

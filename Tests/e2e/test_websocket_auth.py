@@ -117,3 +117,25 @@ def test_publish_rights_end_with_the_upgrade_token(wsauthd):
             assert m.get("op") == "error" and m.get("ref") == "3", m
 
     asyncio.run(run())
+
+
+def test_private_topic_subscribed_by_command_ends_with_the_token(wsauthd):
+    """A private topic joined by `{"op":"subscribe"}` after the upgrade (the upgrade's URL named
+    only public topics) is bounded by the token's `exp` too: the socket is closed with 1008 once it
+    passes, like a private topic named in the URL."""
+    tok = jwt("HS256", claims(subscribe=["private/*"], ttl=2), wsauthd.keys)
+
+    async def run():
+        url = f"ws://127.0.0.1:{wsauthd.port}/topics/news"
+        async with websockets.connect(url, additional_headers=bearer(tok)) as ws:
+            await ws.send(json.dumps({"op": "subscribe", "topic": "private/x", "ref": "1"}))
+            r = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert r["op"] == "ack", r
+            started = time.monotonic()
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+            assert ws.close_code == 1008, (ws.close_code, ws.close_reason)
+            assert time.monotonic() - started < 8
+
+    asyncio.run(run())
