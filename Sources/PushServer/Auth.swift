@@ -144,6 +144,22 @@ extension LoopWorker {
         return true
     }
 
+    /// Checks that `token` is a credential pushd accepts at all: a configured static publish token
+    /// (constant-time compare), or a JWT that verifies now (signature, `exp`/`nbf` with leeway,
+    /// `aud`/`iss`). What it grants is decided by `authorizePublish` / `authorizeSubscribe`.
+    /// Used by the WebSocket `{"op":"auth"}` command. Failure: 401 `invalid_token`.
+    func verifyToken(_ token: String) -> Refusal? {
+        let bytes = Array(token.utf8)
+        var matched = false
+        for candidate in auth.staticTokens where constantTimeEqual(candidate, bytes) { matched = true }
+        if matched { return nil }
+        guard let verifier = auth.verifier else { return Refusal(401, "invalid_token", "the token is not valid") }
+        switch JWT.verify(token, verifier: verifier, policy: auth.policy, now: Double(Clock.wallMilliseconds()) / 1000) {
+        case .success: return nil
+        case .failure(let e): return Refusal(401, "invalid_token", e.description)
+        }
+    }
+
     /// Refuses (403) a topic the grant does not cover.
     func checkPublish(_ grant: PublishGrant, topic: String, field: String = "") -> Refusal? {
         grant.allows(topic)

@@ -301,7 +301,49 @@ extension LoopWorker {
                 topic: topic, name: name, data: SharedBytes(bytes), fromLoop: index, nowMilliseconds: Clock.wallMilliseconds())
             shared.stats.published()
             wsSendText(c, WebSocketMessages.ack(ref: ref, id: event.id))
+        case .auth(let token, _):
+            wsAuthenticate(c, s, token: token, ref: ref)
         }
+    }
+
+    /// `{"op":"auth","token":".."}` (API.md "Auth"): the connection's rights become those of
+    /// `token`, exactly as if it had come as `Authorization: Bearer` on the upgrade — browsers
+    /// cannot set that header. It must still grant every private topic the connection is
+    /// subscribed to, whose streams are then bounded by its `exp` (sending a fresh token before
+    /// `exp` keeps them open). Refused — rights unchanged — for a bad token (`invalid_token`; the
+    /// connection is closed with 1008 at the `WebSocketSession.maxFailedAuth`-th) or one that does
+    /// not cover a subscribed private topic (`forbidden_topic`).
+    private func wsAuthenticate(_ c: Connection, _ s: WebSocketSession, token: String, ref: String?) {
+        func refuse(_ code: String, _ message: String) {
+            wsSendText(c, WebSocketMessages.error(code: code, message: message, ref: ref))
+        }
+        if let bad = verifyToken(token) {
+            s.failedAuthCommands += 1
+            refuse(bad.code, bad.message)
+            if s.failedAuthCommands >= WebSocketSession.maxFailedAuth {
+                wsClose(c, .policyViolation, "too many invalid tokens")
+            }
+            return
+        }
+        var headers = HTTPHeaders()
+        headers.append(name: "Authorization", value: "Bearer " + token)
+        let head = HTTPRequestHead(
+            method: .get, target: "/", path: "/", query: nil, versionMinor: 1, headers: headers,
+            framing: .none, keepAlive: true, expectsContinue: false)
+        var expiry: UInt64 = 0
+        let privateTopics = s.topics.filter { auth.privateTopics.matches($0) }
+        if !privateTopics.isEmpty {
+            switch authorizeSubscribe(head, topics: privateTopics) {
+            case .failure(let r): return refuse(r.code, r.message + " (the connection is subscribed to it)")
+            case .success(let grant): expiry = grant.expiresAtMilliseconds ?? 0
+            }
+        }
+        c.authExpiresAt = expiry
+        if !auth.privateTopics.isEmpty { s.authHead = head }
+        if config.websocket.allowPublish {
+            if case .success(let grant) = authorizePublish(head) { s.publishGrant = grant } else { s.publishGrant = nil }
+        }
+        wsSendText(c, WebSocketMessages.ack(ref: ref))
     }
 
     // MARK: - Closing (RFC 6455 §5.5.1, §7)

@@ -20,6 +20,7 @@ final class WebSocketSession {
         var inflater: PerMessageInflater?
         var authHead: HTTPRequestHead?
         var publishGrant: PublishGrant?
+        var failedAuthCommands = 0
     }
     private var rare: Box<Rare>?
     private func withRare(_ change: (inout Rare) -> Void) {
@@ -49,6 +50,14 @@ final class WebSocketSession {
         get { rare?.value.publishGrant }
         set { withRare { $0.publishGrant = newValue } }
     }
+    /// `{"op":"auth"}` commands refused for a bad token; at `WebSocketSession.maxFailedAuth` the
+    /// connection is closed (1008), so one socket cannot try tokens without end.
+    var failedAuthCommands: Int {
+        get { rare?.value.failedAuthCommands ?? 0 }
+        set { withRare { $0.failedAuthCommands = newValue } }
+    }
+    /// Bad tokens one connection may send in `{"op":"auth"}` before it is closed.
+    static let maxFailedAuth = 3
     /// See `LoopFanout.Move.cursor`: every event of `topics` up to this id was given.
     var cursor: EventID?
     /// `LoopFanout.Move.attachedAtEvent` of the current log.

@@ -92,6 +92,7 @@ struct WebSocketMessagesTests {
          .publish(topic: "t", event: nil, data: "é€😀\u{0}", ref: nil)),
         (#"{"op":"publish","topic":"t","data":"raw ünïcødé 😀"}"#, .publish(topic: "t", event: nil, data: "raw ünïcødé 😀", ref: nil)),
         (#"{"op":"publish","topic":"t","data":""}"#, .publish(topic: "t", event: nil, data: "", ref: nil)),
+        (#"{"op":"auth","token":"eyJ.a.b","ref":"r"}"#, .auth(token: "eyJ.a.b", ref: "r")),
     ])
     func goodCommands(json: String, expected: WebSocketCommand) {
         #expect(Self.parse(json) == .success(expected))
@@ -138,6 +139,8 @@ struct WebSocketMessagesTests {
             == .failure(WebSocketCommandError(code: "invalid_command", message: "missing \"data\"")))
         #expect(Self.parse(#"{"op":"publish","data":"d"}"#)
             == .failure(WebSocketCommandError(code: "invalid_command", message: "missing \"topic\"")))
+        #expect(Self.parse(#"{"op":"auth","ref":"3"}"#)
+            == .failure(WebSocketCommandError(code: "invalid_command", message: "missing \"token\"", ref: "3")))
     }
 
     @Test("ack/error replies round-trip through the command JSON reader")

@@ -139,3 +139,91 @@ def test_private_topic_subscribed_by_command_ends_with_the_token(wsauthd):
             assert time.monotonic() - started < 8
 
     asyncio.run(run())
+
+
+async def _reply(ws, ref: str) -> dict:
+    """The ack/error with `ref`, skipping events that arrive in between."""
+    while True:
+        m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        if m.get("ref") == ref:
+            return m
+
+
+def test_auth_command_gives_a_headerless_client_publish_rights(wsauthd):
+    """A browser cannot set `Authorization` on a WebSocket upgrade: `{"op":"auth","token":..}` gives
+    the connection the token's rights as if it had been on the upgrade."""
+    tok = jwt("HS256", claims(publish=["news"]), wsauthd.keys)
+
+    async def run():
+        async with websockets.connect(f"ws://127.0.0.1:{wsauthd.port}/topics/news") as ws:
+            await ws.send(json.dumps({"op": "publish", "topic": "news", "data": "before", "ref": "1"}))
+            assert (await _reply(ws, "1"))["code"] == "forbidden"
+            await ws.send(json.dumps({"op": "auth", "token": tok, "ref": "2"}))
+            assert (await _reply(ws, "2"))["op"] == "ack"
+            await ws.send(json.dumps({"op": "publish", "topic": "secret", "data": "no", "ref": "3"}))
+            assert (await _reply(ws, "3"))["code"] == "forbidden_topic"
+            await ws.send(json.dumps({"op": "publish", "topic": "news", "data": "yes", "ref": "4"}))
+            got = []
+            while len(got) < 2:
+                got.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+            ack = next(m for m in got if m.get("op") == "ack")
+            assert ack["ref"] == "4" and {"id": ack["id"], "topic": "news", "data": "yes"} in got, got
+        # A static publish token works the same way.
+        async with websockets.connect(f"ws://127.0.0.1:{wsauthd.port}/topics/news") as ws:
+            await ws.send(json.dumps({"op": "auth", "token": STATIC_TOKEN, "ref": "a"}))
+            assert (await _reply(ws, "a"))["op"] == "ack"
+            await ws.send(json.dumps({"op": "publish", "topic": "anything", "data": "s", "ref": "b"}))
+            assert (await _reply(ws, "b"))["op"] == "ack"
+
+    asyncio.run(run())
+
+
+def test_auth_command_refuses_bad_tokens_and_closes_after_three(wsauthd):
+    expired = jwt("HS256", claims(publish=["news"], ttl=-60), wsauthd.keys)
+    forged = jwt("HS256", claims(publish=["news"]), wsauthd.keys)[:-4] + "AAAA"
+
+    async def run():
+        async with websockets.connect(f"ws://127.0.0.1:{wsauthd.port}/topics/news") as ws:
+            for i, token in enumerate([expired, forged]):
+                await ws.send(json.dumps({"op": "auth", "token": token, "ref": str(i)}))
+                r = await _reply(ws, str(i))
+                assert r["op"] == "error" and r["code"] == "invalid_token", r
+            # Still no rights after refused tokens.
+            await ws.send(json.dumps({"op": "publish", "topic": "news", "data": "x", "ref": "p"}))
+            assert (await _reply(ws, "p"))["code"] == "forbidden"
+            await ws.send(json.dumps({"op": "auth", "token": "nonsense", "ref": "3"}))
+            assert (await _reply(ws, "3"))["code"] == "invalid_token"
+            with pytest.raises(websockets.ConnectionClosed):
+                while True:
+                    await asyncio.wait_for(ws.recv(), 5)
+            assert ws.close_code == 1008, (ws.close_code, ws.close_reason)
+
+    asyncio.run(run())
+
+
+def test_auth_command_refreshes_a_private_subscription(wsauthd):
+    """A fresh token sent before the old one expires keeps a private stream open past the first
+    `exp`; a token that does not grant the subscribed private topic is refused and changes nothing."""
+    short = jwt("HS256", claims(subscribe=["private/*"], ttl=2), wsauthd.keys)
+    longer = jwt("HS256", claims(subscribe=["private/*"], ttl=30), wsauthd.keys)
+    other = jwt("HS256", claims(subscribe=["team/*"], ttl=30), wsauthd.keys)
+
+    async def run():
+        url = f"ws://127.0.0.1:{wsauthd.port}/topics/private/x?access_token={short}"
+        async with websockets.connect(url) as ws:
+            await ws.send(json.dumps({"op": "auth", "token": other, "ref": "1"}))
+            r = await _reply(ws, "1")
+            assert r["op"] == "error" and r["code"] == "forbidden_topic", r
+            await ws.send(json.dumps({"op": "auth", "token": longer, "ref": "2"}))
+            assert (await _reply(ws, "2"))["op"] == "ack"
+            await asyncio.sleep(3.5)  # past the first token's exp
+            wsauthd_publish(wsauthd, "private/x", "still here")
+            m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert m.get("data") == "still here", m
+
+    asyncio.run(run())
+
+
+def wsauthd_publish(d, topic: str, data: str) -> None:
+    r = http_request(d.port, "POST", f"/topics/{topic}", data.encode(), bearer(STATIC_TOKEN))
+    assert r.status == 200, (r.status, r.body)

@@ -96,3 +96,37 @@ def test_readme_websocket_snippet_works(pushd, browser):
         time.sleep(0.05)
     assert browser.execute_script("return window.logged") == [
         "news headline pushd ships WebSocket", "quotes undefined ACME 12.5"]
+
+
+AUTH_PUBLISH_JS = """
+window.pub = {messages: [], closed: false};
+const ws = new WebSocket(`ws://${location.host}/topics/browser-pub`);
+ws.onopen = () => {
+  ws.send(JSON.stringify({op: "publish", topic: "browser-pub", data: "before auth", ref: "p0"}));
+  ws.send(JSON.stringify({op: "auth", token: arguments[0], ref: "a"}));
+  ws.send(JSON.stringify({op: "publish", topic: "browser-pub", data: "from the browser", ref: "p1"}));
+};
+ws.onmessage = (e) => { window.pub.messages.push(JSON.parse(e.data)); };
+ws.onclose = () => { window.pub.closed = true; };
+"""
+
+
+@pytest.mark.pushd(env={"PUSHD_AUTH_PUBLISH_TOKENS": "browser-token-0123456789",
+                        "PUSHD_WEBSOCKET_ALLOW_PUBLISH": "true"})
+def test_chromium_websocket_publishes_after_the_auth_command(pushd, browser):
+    """Publish auth is on and a browser cannot set `Authorization` on a WebSocket: the page sends
+    its token with `{"op":"auth"}`, then publishes (docs/API.md "WebSocket auth command")."""
+    browser.get(pushd.url("/healthz"))
+    browser.execute_script(AUTH_PUBLISH_JS, "browser-token-0123456789")
+    end = time.monotonic() + 10
+    while len(browser.execute_script("return window.pub.messages")) < 4:
+        assert time.monotonic() < end, browser.execute_script("return window.pub")
+        time.sleep(0.05)
+    msgs = browser.execute_script("return window.pub.messages")
+    by_ref = {m.get("ref"): m for m in msgs if "ref" in m}
+    assert by_ref["p0"]["op"] == "error" and by_ref["p0"]["code"] == "forbidden", msgs
+    assert by_ref["a"]["op"] == "ack", msgs
+    assert by_ref["p1"]["op"] == "ack", msgs
+    events = [m for m in msgs if "data" in m and "op" not in m]
+    assert events == [{"id": by_ref["p1"]["id"], "topic": "browser-pub", "data": "from the browser"}], msgs
+    assert not browser.execute_script("return window.pub.closed")

@@ -10,11 +10,14 @@ public enum WebSocketCommand: Equatable, Sendable {
     case unsubscribe(topic: String, ref: String?)
     /// `{"op":"publish","topic":"..","event":"..","data":".."}`; `event` optional, `data` required.
     case publish(topic: String, event: String?, data: String, ref: String?)
+    /// `{"op":"auth","token":".."}`: the connection takes the rights of `token` as if it had been
+    /// sent as `Authorization: Bearer` on the upgrade (browsers cannot set that header).
+    case auth(token: String, ref: String?)
 
     /// The command's `ref`, if the client sent one.
     public var ref: String? {
         switch self {
-        case .subscribe(_, _, let ref), .unsubscribe(_, let ref), .publish(_, _, _, let ref): ref
+        case .subscribe(_, _, let ref), .unsubscribe(_, let ref), .publish(_, _, _, let ref), .auth(_, let ref): ref
         }
     }
 }
@@ -151,6 +154,9 @@ public enum WebSocketMessages {
             guard let topic = field("topic") else { return missing("topic") }
             guard let data = field("data") else { return missing("data") }
             return .success(.publish(topic: topic, event: field("event"), data: data, ref: ref))
+        case "auth":
+            guard let token = field("token") else { return missing("token") }
+            return .success(.auth(token: token, ref: ref))
         case nil:
             return .failure(WebSocketCommandError(code: "unknown_op", message: "missing \"op\"", ref: ref))
         case let op?:
