@@ -282,7 +282,7 @@ extension LoopWorker {
             if grant.isExpired(now: Double(Clock.wallMilliseconds()) / 1000) {
                 // The upgrade's token was checked once; its `exp` still bounds what it grants.
                 s.publishGrant = nil
-                return refuse("token_expired", "the publish token of this connection has expired; reconnect with a fresh one")
+                return refuse("token_expired", "the publish token of this connection has expired; send a fresh one with {\"op\":\"auth\"}")
             }
             if let problem = TopicName.problem(in: topic) { return refuse("bad_topic", problem.message) }
             if let denied = checkPublish(grant, topic: topic) { return refuse(denied.code, denied.message) }
