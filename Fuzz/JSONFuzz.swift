@@ -1,5 +1,6 @@
 /// libFuzzer target for ``JSONValue/parse(_:maxDepth:)``, the parser behind JSON batch publish
-/// (and the JWT header/claims once `Sources/PushCore/Auth/` lands).
+/// and the JWT header/claims, and for ``WebSocketMessages/parseCommand(_:)``, the flat-object
+/// parser behind WebSocket commands (`subscribe`, `publish`, `auth`…).
 ///
 /// Invariants: no crash or stack overflow at any nesting (the depth limit holds); parsing is
 /// deterministic; the parse is all-or-nothing (a value or an error with an offset inside the
@@ -21,6 +22,12 @@ public func fuzzJSON(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     // A shallow limit must refuse what is deeper, never crash.
     if case .success(let value) = JSONValue.parse(input, maxDepth: 2), depth(of: value) > 3 {
         fuzzFail("maxDepth 2 not enforced")
+    }
+    // WebSocket commands: deterministic, and a command is only ever read from a JSON object.
+    let command = WebSocketMessages.parseCommand(input)
+    if command != WebSocketMessages.parseCommand(input) { fuzzFail("parseCommand is not deterministic") }
+    if case .success = command {
+        guard case .success(.object) = first else { fuzzFail("a command parsed from input that is not a JSON object") }
     }
     return 0
 }
