@@ -271,7 +271,7 @@ def saturation_text(r) -> str:
     if n == 0:
         return "no loop was saturated, so every event was sent at once"
     share = (r or {}).get("saturated_first_share")
-    return (f"a loop became saturated {n} time{'s' if n != 1 else ''} (first at {share}% of a core) and then "
+    return (f"a loop became saturated {n} time{'s' if n != 1 else ''} (first busy {share}% of the time) and then "
             f"held streams back up to `subscriber.busy_coalesce_delay`")
 
 

@@ -83,7 +83,7 @@ final class MetricsExporter: Sendable {
         ("pushd_loop_lag_seconds", "How late the latest loop tick ran, by loop."),
         ("pushd_loop_lag_max_seconds", "Largest loop tick lag since the previous scrape, by loop."),
         ("pushd_loop_connections", "Connections owned by each loop."),
-        ("pushd_loop_saturated", "1 while a loop is saturated (busy >= 85% of a core); it then holds sends back up to subscriber.busy_coalesce_delay."),
+        ("pushd_loop_saturated", "1 while a loop is saturated (busy >= 85% of the time, running >= 50%); it then holds sends back up to subscriber.busy_coalesce_delay."),
         ("pushd_bytes_received_total", "Bytes read from clients."),
         ("pushd_bytes_sent_total", "Bytes written to clients."),
         ("pushd_config_reloads_total", "Successful SIGHUP configuration reloads."),

@@ -21,24 +21,31 @@ extension LoopWorker {
         if stallAt != 0, now >= stallAt { stallForTest() }
     }
 
-    /// Samples this thread's busy time (`ThreadLoad`: running or runnable); when the loop becomes
+    /// Samples this thread's running and run-queue times (`ThreadLoad`); when the loop becomes
     /// saturated or stops being so, switches
     /// the fan-out's coalescing (`subscriber.busy_coalesce_delay`, `SaturationMonitor`).
     private func watchSaturation(now: UInt64) {
         if threadLoad == nil { threadLoad = ThreadLoad() }  // opened on this loop's thread
-        guard let busy = threadLoad?.busyNanoseconds(), saturation.sample(wall: now, busy: busy) else { return }
+        guard let times = threadLoad?.times(),
+            saturation.sample(wall: now, running: times.running, waiting: times.waiting)
+        else { return }
         let saturated = saturation.isSaturated
         loopMetrics.saturated.store(saturated, ordering: .relaxed)
         fanout.coalesce = config.subscriber.coalescePolicy(saturated: saturated)
-        let share = Int((saturation.lastShare * 100).rounded())
+        let busy = Int((saturation.lastShare * 100).rounded())
+        let ran = Int((saturation.lastRunShare * 100).rounded())
+        let delay = config.subscriber.busyCoalesceDelayMilliseconds
+        let holds = delay > 0 && config.subscriber.coalesceDelayMilliseconds == 0
         if saturated {
-            let delay = config.subscriber.busyCoalesceDelayMilliseconds
             logger.notice(
-                delay > 0 && config.subscriber.coalesceDelayMilliseconds == 0
-                    ? "loop \(index) saturated (\(share)% of a core): holding sends up to \(delay) ms to coalesce them"
-                    : "loop \(index) saturated (\(share)% of a core)")
+                holds
+                    ? "loop \(index) saturated (busy \(busy)% of the time, running \(ran)%): holding sends up to \(delay) ms to coalesce them"
+                    : "loop \(index) saturated (busy \(busy)% of the time, running \(ran)%)")
         } else {
-            logger.notice("loop \(index) no longer saturated (\(share)% of a core): sending at once")
+            logger.notice(
+                holds
+                    ? "loop \(index) no longer saturated (busy \(busy)% of the time): sending at once"
+                    : "loop \(index) no longer saturated (busy \(busy)% of the time)")
         }
     }
 

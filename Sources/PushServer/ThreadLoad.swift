@@ -1,7 +1,7 @@
 // How busy a loop thread is, for load-adaptive coalescing (`SaturationMonitor`): the time the
-// thread was running plus the time it was runnable but waiting for a CPU. Counting the run-queue
-// wait matters on a shared machine: a loop that never idles but is preempted half the time is as
-// saturated as one that runs all the time, and its events wait just as long.
+// thread was running and the time it was runnable but waiting for a CPU. Both matter on a shared
+// machine: a loop that never idles but is preempted half the time is as saturated as one that
+// runs all the time, while a loop that waits a lot but runs little is merely on a busy machine.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -21,14 +21,14 @@ final class ThreadLoad {
         if schedstat >= 0 { _ = Glibc.close(schedstat) }
     }
 
-    /// Nanoseconds this thread has been running or runnable since it started: the sum of the
-    /// first two fields of its schedstat, or its CLOCK_THREAD_CPUTIME_ID when schedstat is
-    /// unavailable (kernels without CONFIG_SCHED_INFO). Nil when neither can be read.
-    func busyNanoseconds() -> UInt64? {
-        if schedstat >= 0, let fields = readSchedstat() { return fields.running &+ fields.waiting }
+    /// Nanoseconds this thread has been running, and runnable but waiting for a CPU, since it
+    /// started: the first two fields of its schedstat; without schedstat (kernels without
+    /// CONFIG_SCHED_INFO) its CLOCK_THREAD_CPUTIME_ID and 0. Nil when neither can be read.
+    func times() -> (running: UInt64, waiting: UInt64)? {
+        if schedstat >= 0, let fields = readSchedstat() { return fields }
         var cpu = timespec()
         guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu) == 0 else { return nil }
-        return UInt64(cpu.tv_sec) &* 1_000_000_000 &+ UInt64(cpu.tv_nsec)
+        return (UInt64(cpu.tv_sec) &* 1_000_000_000 &+ UInt64(cpu.tv_nsec), 0)
     }
 
     /// The first two numbers of the schedstat line, read with one pread into a stack buffer.
