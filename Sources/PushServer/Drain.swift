@@ -1,8 +1,9 @@
 // SIGTERM: graceful drain (docs/OPERATIONS.md "Stopping").
 //
 // `Server.drain` flags the server as draining and wakes every loop. Each loop then, on every wake
-// and tick until it is empty: stops accepting, closes idle HTTP connections (a request in progress
-// is answered first, with `Connection: close`), and ends each stream once everything queued for it
+// and tick until it is empty: stops accepting, closes idle HTTP connections after a short grace
+// (a request in progress, or arriving within the grace, is answered first, with
+// `Connection: close`; the close lingers), and ends each stream once everything queued for it
 // was written — an SSE stream ends with a FIN after its last complete event, which EventSource
 // clients treat as "reconnect". `/healthz` answers 503 meanwhile.
 #if canImport(Glibc)
@@ -35,6 +36,7 @@ extension LoopWorker {
     func drainStep() {
         if !drainStarted {
             drainStarted = true
+            drainStartedAt = now
             loop.stopAccepting()
             logger.debug("draining", metadata: ["connections": "\(loop.connectionCount)"])
         }
@@ -46,6 +48,9 @@ extension LoopWorker {
         for case let c? in connections where !c.closing { drain(c) }
         if loop.connectionCount == 0 { loopMetrics.drained.store(true, ordering: .releasing) }
     }
+
+    /// How long idle keep-alive connections stay open after a drain begins, in nanoseconds.
+    static let drainIdleGrace: UInt64 = 250_000_000
 
     /// Ends one connection as soon as that is clean.
     ///
@@ -62,9 +67,17 @@ extension LoopWorker {
         case .http:
             // A lingering close ends by itself within `limits.linger_timeout` (Linger.swift).
             if c.lingerUntil != 0 { return }
-            // Idle keep-alive connections go now; a request in progress gets its answer (with
-            // `Connection: close`, as every answer while draining) and then the connection closes.
-            if c.head == nil, c.headStarted == 0, c.out.isIdle { finish(c) }
+            // A request in progress gets its answer (with `Connection: close`, as every answer
+            // while draining) and then the connection closes. An idle keep-alive connection is
+            // kept for `drainIdleGrace` first, so a request already on its way (sent before the
+            // client could know) is answered too. Either way the connection ends with a
+            // lingering close (FIN, then discard until the client's FIN): a close with unread
+            // input would send RST, which can destroy an answer not yet read, and a request
+            // crossing the FIN meets a clean end instead of a reset.
+            c.lingerOnClose = true
+            if c.head == nil, c.headStarted == 0, c.out.isIdle, now &- drainStartedAt >= Self.drainIdleGrace {
+                finish(c)
+            }
         }
     }
 }

@@ -26,6 +26,8 @@ final class LoopWorker: LoopHandler {
     var deliveredEvents: UInt64 = 0
     /// `drainStep` ran once (listeners stopped).
     var drainStarted = false
+    /// Monotonic ns when this loop began to drain (Drain.swift).
+    var drainStartedAt: UInt64 = 0
     /// Test-only stall deadline (Stall.swift), monotonic ns; 0 when off.
     var stallAt: UInt64 = 0
     /// The request `handleRequestLogged` is handling, until its status is logged.

@@ -334,7 +334,13 @@ extension LoopWorker {
         let privateTopics = s.topics.filter { auth.privateTopics.matches($0) }
         if !privateTopics.isEmpty {
             switch authorizeSubscribe(head, topics: privateTopics) {
-            case .failure(let r): return refuse(r.code, r.message + " (the connection is subscribed to it)")
+            case .failure:
+                // The token is valid (checked above), so it just does not grant them: a static
+                // publish token grants no private topic, a JWT only its `pushd.subscribe` claim.
+                return refuse(
+                    "forbidden_topic",
+                    "this token does not grant the private topics this connection is subscribed to: "
+                        + privateTopics.joined(separator: ", "))
             case .success(let grant): expiry = grant.expiresAtMilliseconds ?? 0
             }
         }

@@ -135,7 +135,7 @@ struct Serve: ParsableCommand {
             _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         }
         logger.info(
-            "file descriptor limit raised to the hard limit \(limit.rlim_max): at most ~\(limit.rlim_cur - 64) connections")
+            "file descriptor limit raised to the hard limit \(limit.rlim_max): limits.max_connections defaults to \(limit.rlim_cur > 64 ? limit.rlim_cur - 64 : 0) (this limit minus 64)")
     }
 }
 

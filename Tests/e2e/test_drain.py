@@ -112,3 +112,66 @@ def test_sigterm_drains_sse_and_clients_reconnect(backend, tmp_path):
             pushd.proc.wait()
     log = pushd.log()
     assert "drained in" in log, log[-2000:]
+
+
+def _publisher_loop(port: int, stop_at: float, results: list) -> None:
+    """A keep-alive publisher sending the next POST as soon as it has read an answer, until an
+    answer says `Connection: close`. Appends ("answered", status) per answer, or ("lost", why)
+    when a request that was sent got no complete answer."""
+    import socket
+    from e2e_util import parse_head
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = b""
+    try:
+        i = 0
+        while time.monotonic() < stop_at:
+            s.sendall(b"POST /topics/drain-pub HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%d"
+                      % (len(str(i)), i))
+            i += 1
+            try:
+                while b"\r\n\r\n" not in buf:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        results.append(("lost", "end of stream before the answer"))
+                        return
+                    buf += chunk
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                status, _, headers = parse_head(head)
+                n = int(headers.get("content-length", "0"))
+                while len(buf) < n:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        results.append(("lost", "end of stream inside the answer"))
+                        return
+                    buf += chunk
+                buf = buf[n:]
+            except (ConnectionResetError, socket.timeout) as e:
+                results.append(("lost", type(e).__name__))
+                return
+            results.append(("answered", status))
+            if headers.get("connection", "").lower() == "close":
+                return
+    finally:
+        s.close()
+
+
+def test_sigterm_answers_publishes_already_sent_on_keepalive_connections(pushd):
+    """A SIGTERM drain answers every request a keep-alive publisher had already sent, then ends
+    the connection cleanly (found by an adversarial run: the in-flight POST used to meet a reset,
+    and the publisher could not know whether its event was accepted)."""
+    import threading
+    results: list[list] = [[] for _ in range(4)]
+    stop_at = time.monotonic() + 10
+    threads = [threading.Thread(target=_publisher_loop, args=(pushd.port, stop_at, r)) for r in results]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    pushd.stopped_by_test = True
+    pushd.proc.send_signal(signal.SIGTERM)
+    for t in threads:
+        t.join(15)
+    assert pushd.proc.wait(10) == 0
+    for r in results:
+        assert r and r[-1][0] == "answered", f"a publisher's last request got no answer: {r[-3:]}"
+        assert all(kind == "answered" for kind, _ in r), [x for x in r if x[0] != "answered"][:3]

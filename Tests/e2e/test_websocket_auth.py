@@ -227,3 +227,23 @@ def test_auth_command_refreshes_a_private_subscription(wsauthd):
 def wsauthd_publish(d, topic: str, data: str) -> None:
     r = http_request(d.port, "POST", f"/topics/{topic}", data.encode(), bearer(STATIC_TOKEN))
     assert r.status == 200, (r.status, r.body)
+
+
+def test_auth_command_with_a_static_token_keeps_private_streams(wsauthd):
+    """A static publish token grants no private topic: sent with `auth` on a connection subscribed
+    to one, it gets `forbidden_topic` (not `invalid_token`: the token is valid) and changes nothing."""
+    tok = jwt("HS256", claims(subscribe=["private/*"]), wsauthd.keys)
+
+    async def run():
+        url = f"ws://127.0.0.1:{wsauthd.port}/topics/private/y?access_token={tok}"
+        async with websockets.connect(url) as ws:
+            for i in range(4):  # valid tokens never count as strikes
+                await ws.send(json.dumps({"op": "auth", "token": STATIC_TOKEN, "ref": str(i)}))
+                r = await _reply(ws, str(i))
+                assert r["op"] == "error" and r["code"] == "forbidden_topic", r
+                assert "private/y" in r["message"], r
+            wsauthd_publish(wsauthd, "private/y", "kept")
+            m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert m.get("data") == "kept", m
+
+    asyncio.run(run())
