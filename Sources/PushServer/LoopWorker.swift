@@ -34,7 +34,8 @@ final class LoopWorker: LoopHandler {
     var accessPending: HTTPRequestHead?
     /// Monotonic ns of the previous tick (loop lag).
     var lastTick: UInt64 = 0
-    /// Whether this loop is saturated, from its thread's CPU time (ServiceTick.swift): while it
+    /// Whether this loop is saturated, from its thread's running and run-queue times
+    /// (ThreadLoad, ServiceTick.swift): while it
     /// is, `subscriber.busy_coalesce_delay` applies.
     var saturation = SaturationMonitor()
     /// This loop thread's busy-time reader, created on the first tick (on the loop's thread).
