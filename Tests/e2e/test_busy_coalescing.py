@@ -30,7 +30,9 @@ def _saturated_loops(pushd) -> dict[str, float]:
             for m in re.finditer(r'^pushd_loop_saturated\{loop="(\d+)"\} (\S+)$', text, re.M)}
 
 
-def test_a_saturated_loop_coalesces_and_loses_nothing(pushd):
+def _flat_out_run(pushd) -> tuple[dict, set[str]]:
+    """One flat-out pushd-bench run (2,000 SSE subscribers, 100 topics, 400 events each); returns
+    its JSON result and the loops whose saturation gauge read 1 at some point during the run."""
     bench = subprocess.Popen(
         [_bench_binary(), "--port", str(pushd.port), "-n", "2000", "-t", "100", "-m", "400", "-s", "64",
          "-P", "16", "--server-pid", str(pushd.pid), "--timeout", "120", "--no-table", "--progress", "off",
@@ -44,18 +46,43 @@ def test_a_saturated_loop_coalesces_and_loses_nothing(pushd):
     assert bench.returncode == 0, f"pushd-bench exit {bench.returncode}\n{err[-3000:]}"
     result = json.loads(out.strip().splitlines()[-1])
     assert result["missing"] == 0 and result["deliveries"] == 2000 * 400, result
+    assert result["duplicates"] == 0 and result["out_of_order"] == 0, result
+    return result, seen
+
+
+def test_a_saturated_loop_coalesces_and_loses_nothing(pushd):
+    # A single loop runs flat out against one pushd-bench process on this 2-core machine: it is
+    # saturated unless another tenant takes its core, so a run without saturation is repeated
+    # (at most 3 runs). With --workers 2 the load generator holds one core and the two loops share
+    # the other, each running about a third of the time (CI measured 2.39 s of server CPU in 3.4 s):
+    # neither is saturated, which is the right answer, so that backend checks no loss and a
+    # consistent gauge and log, and asserts saturation only if it happened.
+    single_loop = pushd.backend != "workers2"
+    runs = []
+    seen: set[str] = set()
+    for _ in range(3 if single_loop else 1):
+        result, seen = _flat_out_run(pushd)
+        runs.append(result)
+        if seen or not single_loop:
+            break
     log = pushd.log(200_000)
-    assert seen, f"no loop was ever saturated: {result}\n{log[-2000:]}"
-    assert re.search(r"loop \d+ saturated \(busy \d+% of the time, running \d+%\): holding sends up to 10 ms", log), log[-2000:]
+    if single_loop:
+        summary = [(r["server_cpu_s"], r["elapsed_s"], r["host_busy_cpus"]) for r in runs]
+        assert seen, f"no loop was ever saturated in {len(runs)} runs (server CPU s, elapsed s, busy CPUs): " \
+                     f"{summary}\n{log[-2000:]}"
+    if seen:
+        assert re.search(r"loop \d+ saturated \(busy \d+% of the time, running \d+%\): holding sends up to 10 ms", log), log[-2000:]
     # Idle again: every loop goes back to sending at once within 4 windows (2 s) and a tick.
     deadline = time.monotonic() + 10
     while any(v == 1 for v in _saturated_loops(pushd).values()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(v == 1 for v in _saturated_loops(pushd).values())
-    assert re.search(r"loop \d+ no longer saturated \(busy \d+% of the time\): sending at once", pushd.log(200_000))
-    # Coalesced sends: fewer than one per delivery while saturated, so more events per write.
+    if seen:
+        assert re.search(r"loop \d+ no longer saturated \(busy \d+% of the time\): sending at once", pushd.log(200_000))
+    result = runs[-1]
     print(f"pushd-bench: {result['deliveries_per_s']} deliveries/s, "
-          f"{result['cpu_per_delivery_us']} us server CPU per delivery, p99 {result['p99_us']} us")
+          f"{result['cpu_per_delivery_us']} us server CPU per delivery, p99 {result['p99_us']} us, "
+          f"saturated loops {sorted(seen)}")
 
 
 @pytest.mark.pushd(env={"PUSHD_SUBSCRIBER_BUSY_COALESCE_DELAY": "0"})
