@@ -297,7 +297,9 @@ public final class EpollLoop: EventLoop {
                 case EINTR, ECONNABORTED, EPROTO, EPERM:
                     continue
                 case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    let error = errno
                     backOff(index)
+                    handler!.acceptPaused(listener: index, error: error)
                     return
                 case EAGAIN:
                     return

@@ -113,6 +113,12 @@ public protocol LoopHandler: AnyObject {
     /// before the iteration's sends are submitted (one `io_uring_enter` on io_uring): the place to
     /// start coalesced sends.
     func iterationWillEnd()
+    /// accept(2) on listener `listener` failed for lack of resources and that listener now pauses
+    /// for `LoopOptions.acceptBackoffMilliseconds` instead of spinning: new connections wait in the
+    /// kernel's listen backlog meanwhile. `error` is the positive errno: EMFILE (this process's
+    /// descriptor limit, RLIMIT_NOFILE), ENFILE (the system-wide limit), ENOBUFS or ENOMEM. Called
+    /// once per pause, so at most once per back-off period per listener.
+    func acceptPaused(listener: Int, error: Int32)
 }
 
 /// A handle another thread may use to interrupt a loop's wait (eventfd write). Cheap to call

@@ -528,7 +528,10 @@ public final class IOUringLoop: EventLoop {
         }
         switch -result {
         case EMFILE, ENFILE, ENOBUFS, ENOMEM:
-            if !more, listeners[index].active { armAcceptBackoff(index) }
+            if !more, listeners[index].active {
+                armAcceptBackoff(index)
+                handler!.acceptPaused(listener: index, error: -result)
+            }
         case ECANCELED:
             // stopAccepting cleared `active`; any other cancellation re-arms.
             if !more, listeners[index].active { armAccept(index) }

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import PushCore
 import PushLoop
@@ -42,6 +45,10 @@ final class LoopWorker: LoopHandler {
     var threadLoad: ThreadLoad?
     /// Connections in a lingering close (Linger.swift), checked on every tick.
     var lingering: [ConnectionID] = []
+    /// Accept pauses not logged yet, and when the last one was logged (monotonic ns; 0: never):
+    /// `acceptPaused` logs at most one warning per 10 s.
+    private var acceptPausesUnlogged = 0
+    private var acceptPauseLoggedAt: UInt64 = 0
 
     /// Connections by slot.
     private(set) var connections: [Connection?] = []
@@ -303,6 +310,28 @@ final class LoopWorker: LoopHandler {
         guard now - lastSecondTick >= 1_000_000_000 else { return }
         lastSecondTick = now
         secondTick()
+    }
+
+    /// Counts the pause (`pushd_accept_paused_total`) and warns at most once per 10 s, with the
+    /// number of pauses since the previous warning: the operator must raise the descriptor limit
+    /// (systemd `LimitNOFILE=`) or lower `limits.max_connections`.
+    func acceptPaused(listener: Int, error: Int32) {
+        loopMetrics.acceptPauses.add(1, ordering: .relaxed)
+        acceptPausesUnlogged += 1
+        let at = Clock.monotonicNanoseconds()
+        guard acceptPauseLoggedAt == 0 || at &- acceptPauseLoggedAt >= 10_000_000_000 else { return }
+        let name: String
+        switch error {
+        case EMFILE: name = "EMFILE: pushd's file descriptor limit is reached"
+        case ENFILE: name = "ENFILE: the system's file descriptor limit is reached"
+        case ENOBUFS, ENOMEM: name = "\(error == ENOBUFS ? "ENOBUFS" : "ENOMEM"): the kernel is out of memory for sockets"
+        default: name = "errno \(error)"
+        }
+        logger.warning(
+            "accept paused for \(config.loop.acceptBackoffMilliseconds) ms (\(name)); new connections wait in the listen backlog. \(acceptPausesUnlogged) pause(s) since the last warning; raise LimitNOFILE= or lower limits.max_connections (now \(config.http.maxConnections > 0 ? config.http.maxConnections : ConnectionAdmission.derivedMaxConnections))",
+            metadata: ["loop": "\(index)", "listener": "\(listener)"])
+        acceptPausesUnlogged = 0
+        acceptPauseLoggedAt = at
     }
 
     func iterationWillEnd() {

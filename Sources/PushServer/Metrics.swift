@@ -36,6 +36,8 @@ final class LoopMetrics: Sendable {
     let queuedBytes = Atomic<Int>(0)
     /// Connections in the loop's table.
     let connections = Atomic<Int>(0)
+    /// Times this loop's accept paused for lack of descriptors or memory (`LoopHandler.acceptPaused`).
+    let acceptPauses = Atomic<UInt64>(0)
     /// The loop is saturated (`SaturationMonitor`): busy coalescing applies.
     let saturated = Atomic<Bool>(false)
     /// The loop finished its drain (no connection left) after `Server.drain`.
@@ -69,6 +71,7 @@ final class MetricsExporter: Sendable {
     static let help: [(name: String, help: String)] = [
         ("pushd_connections", "Open connections by transport (sse, websocket, http)."),
         ("pushd_connections_accepted_total", "Connections accepted since start."),
+        ("pushd_accept_paused_total", "Times accept paused for loop.accept_backoff_ms because pushd or the system ran out of file descriptors or memory (EMFILE, ENFILE, ENOBUFS, ENOMEM); new connections wait in the listen backlog meanwhile."),
         ("pushd_requests_total", "HTTP requests handled."),
         ("pushd_bad_requests_total", "HTTP requests refused by the parser."),
         ("pushd_events_published_total", "Events accepted by POST."),
@@ -99,6 +102,7 @@ final class MetricsExporter: Sendable {
 
         let counters: [(String, [(String, String)], UInt64)] = [
             ("pushd_connections_accepted_total", [], stats.accepted),
+            ("pushd_accept_paused_total", [], sum { $0.acceptPauses.load(ordering: .relaxed) }),
             ("pushd_requests_total", [], stats.requests),
             ("pushd_bad_requests_total", [], stats.badRequests),
             ("pushd_events_published_total", [], stats.publishedEvents),

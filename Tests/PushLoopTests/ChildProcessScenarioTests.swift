@@ -144,12 +144,16 @@ struct ChildProcessScenarioTests {
             }
             #expect(result == 0, "connect: errno \(errno)")
         }
-        let before = harness.snapshot().iterations
+        let before = harness.snapshot()
         usleep(400_000)
         let during = harness.snapshot()
-        let iterations = during.iterations - before
+        let iterations = during.iterations - before.iterations
         #expect(during.accepted.isEmpty, "accepted \(during.accepted.count) under EMFILE")
         #expect(iterations < 200, "\(iterations) iterations in 400 ms: the loop spins on EMFILE")
+        // The handler hears of each pause: EMFILE, about one per 50 ms back-off period.
+        let pauses = during.acceptPauses.count - before.acceptPauses.count
+        #expect(pauses >= 1 && pauses <= 12, "\(pauses) accept pauses reported in 400 ms")
+        #expect(during.acceptPauses.allSatisfy { $0 == EMFILE }, "\(during.acceptPauses)")
 
         #expect(setrlimit(RLIMIT_NOFILE_VALUE, &saved) == 0)
         for fd in fillers { Glibc.close(fd) }

@@ -22,6 +22,8 @@ struct LoopRecord: Sendable {
     var ticks: [UInt64] = []
     var iterations = 0
     var connectionCount = 0
+    /// The errno of each `acceptPaused` call, in order.
+    var acceptPauses: [Int32] = []
 }
 
 typealias LoopCommand = @Sendable (RecordingHandler) -> Void
@@ -254,6 +256,10 @@ final class RecordingHandler: LoopHandler {
         if sendAtIterationEnd {
             for id in Array(queued.keys) { pump(id) }
         }
+    }
+
+    func acceptPaused(listener: Int, error: Int32) {
+        shared.record.withLock { $0.acceptPauses.append(error) }
     }
 }
 

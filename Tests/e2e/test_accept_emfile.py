@@ -94,6 +94,17 @@ async def _scenario(pushd):
             r = await publisher.post(pushd.url("/topics/emfile"), content=b"after")
             want.append((r.json()["id"], "after"))
             await sub.wait_for(lambda s: len(s.events) >= 3, 5, "the event published after recovery")
+
+            # The operator is told: each pause is counted, and one warning (at most one per 10 s)
+            # names the cause and the remedy.
+            metrics = (await publisher.get(pushd.url("/metrics"))).text
+            paused = [float(line.split()[-1]) for line in metrics.splitlines()
+                      if line.startswith("pushd_accept_paused_total")]
+            assert paused and paused[0] >= 3, f"pushd_accept_paused_total {paused} after ~1.5 s of EMFILE"
+        warnings = [line for line in pushd.log(200_000).splitlines() if "accept paused" in line]
+        assert len(warnings) == 1, warnings
+        assert "warning" in warnings[0] and "accept paused for 100 ms (EMFILE: pushd's file descriptor limit is reached)" in warnings[0], warnings
+        assert "raise LimitNOFILE= or lower limits.max_connections (now 10000)" in warnings[0], warnings
         assert [(e.id, e.data) for e in sub.events] == want
         assert not sub.eof
         assert pushd.alive()
