@@ -43,6 +43,15 @@ final class AuthContext: Sendable {
         staticTokens = auth.publishTokens.map { Array($0.utf8) }
         cors = CORSPolicy(config.cors)
     }
+
+    /// Whether `token` (UTF-8 bytes) is one of the configured static publish tokens
+    /// (`auth.publish.tokens`). Every candidate is compared in constant time, and the loop never
+    /// stops early, so the time taken says neither which token matched nor how much of it.
+    func isStaticToken(_ token: [UInt8]) -> Bool {
+        var matched = false
+        for candidate in staticTokens where constantTimeEqual(candidate, token) { matched = true }
+        return matched
+    }
 }
 
 /// What an authorized subscriber may receive.
@@ -101,9 +110,9 @@ extension LoopWorker {
             return .failure(Refusal(401, "unauthorized", "publishing needs Authorization: Bearer <token>"))
         }
         let bytes = Array(token.utf8)
-        var matched = false
-        for candidate in auth.staticTokens where constantTimeEqual(candidate, bytes) { matched = true }
-        if matched { return .success(PublishGrant(scope: .everything, rateIdentity: .token(digest: sha256Hex(bytes)))) }
+        if auth.isStaticToken(bytes) {
+            return .success(PublishGrant(scope: .everything, rateIdentity: .token(digest: sha256Hex(bytes))))
+        }
         guard let verifier = auth.verifier else {
             return .failure(Refusal(401, "invalid_token", "the bearer token is not valid"))
         }
@@ -149,10 +158,7 @@ extension LoopWorker {
     /// `aud`/`iss`). What it grants is decided by `authorizePublish` / `authorizeSubscribe`.
     /// Used by the WebSocket `{"op":"auth"}` command. Failure: 401 `invalid_token`.
     func verifyToken(_ token: String) -> Refusal? {
-        let bytes = Array(token.utf8)
-        var matched = false
-        for candidate in auth.staticTokens where constantTimeEqual(candidate, bytes) { matched = true }
-        if matched { return nil }
+        if auth.isStaticToken(Array(token.utf8)) { return nil }
         guard let verifier = auth.verifier else { return Refusal(401, "invalid_token", "the token is not valid") }
         switch JWT.verify(token, verifier: verifier, policy: auth.policy, now: Double(Clock.wallMilliseconds()) / 1000) {
         case .success: return nil

@@ -272,6 +272,11 @@ extension LoopWorker {
         case .unsubscribe(let topic, _):
             guard s.topics.contains(topic) else { return refuse("not_subscribed", "not subscribed to \(JSON.quoted(topic))") }
             wsMove(c, s, to: s.topics.filter { $0 != topic }, added: [], addedCursor: nil, ack: WebSocketMessages.ack(ref: ref))
+            // The token's `exp` bounds only private streams: without one left, the connection is a
+            // public subscriber again. (A later private subscribe checks the token anew.)
+            if c.authExpiresAt != 0, !s.topics.contains(where: { auth.privateTopics.matches($0) }) {
+                c.authExpiresAt = 0
+            }
         case .publish(let topic, let name, let data, _):
             guard config.websocket.allowPublish else {
                 return refuse("forbidden", "this connection has no publish rights (websocket.allow_publish is off)")

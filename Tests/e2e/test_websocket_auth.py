@@ -247,3 +247,28 @@ def test_auth_command_with_a_static_token_keeps_private_streams(wsauthd):
             assert m.get("data") == "kept", m
 
     asyncio.run(run())
+
+
+def test_unsubscribing_the_last_private_topic_lifts_the_token_bound(wsauthd):
+    """The token's `exp` bounds a connection only while it holds a private topic: once the last one
+    is unsubscribed, the connection is a public subscriber again and stays open past `exp` (it
+    used to be closed with 1008 anyway). Subscribing a private topic again checks the token anew,
+    so the expired token is refused."""
+    tok = jwt("HS256", claims(subscribe=["private/*"], ttl=2), wsauthd.keys)
+
+    async def run():
+        url = f"ws://127.0.0.1:{wsauthd.port}/topics/news"
+        async with websockets.connect(url, additional_headers=bearer(tok)) as ws:
+            await ws.send(json.dumps({"op": "subscribe", "topic": "private/x", "ref": "1"}))
+            assert (await _reply(ws, "1"))["op"] == "ack"
+            await ws.send(json.dumps({"op": "unsubscribe", "topic": "private/x", "ref": "2"}))
+            assert (await _reply(ws, "2"))["op"] == "ack"
+            await asyncio.sleep(3.5)  # past exp (leeway 0 s) and past a WebSocket tick
+            wsauthd_publish(wsauthd, "news", "public after exp")
+            m = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert m.get("data") == "public after exp", m
+            await ws.send(json.dumps({"op": "subscribe", "topic": "private/x", "ref": "3"}))
+            r = await _reply(ws, "3")
+            assert r["op"] == "error" and r["code"] == "invalid_token", r
+
+    asyncio.run(run())
