@@ -93,6 +93,15 @@ public enum ConfigLoader {
     public static func load(
         cli: CLIOverrides = CLIOverrides(), environment: [String: String] = processEnvironment()
     ) throws(ConfigError) -> ServerConfiguration {
+        try loadWithSettings(cli: cli, environment: environment).config
+    }
+
+    /// `load(cli:environment:)`, also returning what every source set (`ConfigSettings`), so a
+    /// reload can tell which keys changed (`ConfigSettings.changedKeys(to:)`).
+    /// - Throws: `ConfigError` with every problem found.
+    public static func loadWithSettings(
+        cli: CLIOverrides = CLIOverrides(), environment: [String: String] = processEnvironment()
+    ) throws(ConfigError) -> (config: ServerConfiguration, settings: ConfigSettings) {
         var issues: [ConfigIssue] = []
         let settings = environment.filter { $0.key.hasPrefix("PUSHD_") && !$0.value.isEmpty }
 
@@ -139,7 +148,7 @@ public enum ConfigLoader {
             issues += crossIssues(resolved.config)
         }
         if !issues.isEmpty { throw ConfigError(issues) }
-        return resolved.config
+        return (resolved.config, ConfigSettings(values: resolved.values))
     }
 
     /// Validates a configuration file on its own (no environment, no flags), for
@@ -191,18 +200,20 @@ public enum ConfigLoader {
     /// - Parameter source: The flag or environment variable that supplies a key, nil for the file.
     static func resolve(
         _ reader: ConfigReader, source: (KeySpec) -> String?
-    ) -> (config: ServerConfiguration, issues: [SourcedIssue]) {
+    ) -> (config: ServerConfiguration, issues: [SourcedIssue], values: [String: RawValue]) {
         var config = ServerConfiguration()
         var issues: [SourcedIssue] = []
+        var values: [String: RawValue] = [:]
         for spec in ConfigKeys.all {
             guard let raw = rawValue(of: spec.path, in: reader) else { continue }
+            values[spec.path] = raw
             let label = source(spec)
             for failure in spec.apply(raw, &config) {
                 issues.append(
                     SourcedIssue(issue: issue(spec.path, failure, source: label), fromFile: label == nil))
             }
         }
-        return (config, issues)
+        return (config, issues, values)
     }
 
     /// The text of a key, whichever shape its provider holds: a single value or a list.
@@ -334,5 +345,34 @@ public enum ConfigLoader {
             swap(&previous, &current)
         }
         return previous[b.count]
+    }
+}
+
+/// The value every configuration key was given by the file, the environment or a flag (keys left
+/// at their defaults are absent), as text. Kept by the daemon between reloads; never logged, since
+/// some keys hold secrets (`auth.publish.tokens`, `auth.jwt.secrets`).
+public struct ConfigSettings: Sendable, Equatable {
+    let values: [String: RawValue]
+
+    /// No key set: every key at its default.
+    public init() { values = [:] }
+
+    init(values: [String: RawValue]) { self.values = values }
+
+    /// The key paths whose effective value differs in `newer`, in `ConfigKeys.all` (file) order.
+    /// Two texts that parse to the same value (`10ms` and `0.01`, a key set to its default and
+    /// the key left out) are not a change: each key's old and new text are applied to a default
+    /// configuration and the results compared.
+    public func changedKeys(to newer: ConfigSettings) -> [String] {
+        ConfigKeys.all.compactMap { spec in
+            let old = values[spec.path]
+            let new = newer.values[spec.path]
+            guard old != new else { return nil }
+            var a = ServerConfiguration()
+            var b = ServerConfiguration()
+            if let old { _ = spec.apply(old, &a) }
+            if let new { _ = spec.apply(new, &b) }
+            return a == b ? nil : spec.path
+        }
     }
 }

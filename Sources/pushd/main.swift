@@ -53,8 +53,9 @@ struct Serve: ParsableCommand {
     func run() throws {
         let env = Environment.current()
         let config: ServerConfiguration
+        var settings: ConfigSettings
         do {
-            config = try ConfigLoader.load(cli: cli, environment: env)
+            (config, settings) = try ConfigLoader.loadWithSettings(cli: cli, environment: env)
         } catch {
             printError("pushd: invalid configuration:\n\(error)")
             throw ExitCode(78)  // EX_CONFIG
@@ -85,7 +86,7 @@ struct Serve: ParsableCommand {
         while true {
             let signal = Signals.wait()
             if signal == SIGHUP {
-                reload(server, logger: logger)
+                reload(server, settings: &settings, logger: logger)
             } else if signal == SIGTERM || signal == SIGINT {
                 let timeout = server.configuration.shutdownTimeout
                 logger.info(
@@ -109,16 +110,21 @@ struct Serve: ParsableCommand {
 
     /// SIGHUP: reload the configuration from the same file, environment and flags. An invalid
     /// configuration keeps the running one and logs every problem.
-    private func reload(_ server: Server, logger: Logger) {
+    /// `settings` is what the running configuration was loaded from; replaced on success. The log
+    /// line names every key whose value changed (names only: some keys hold secrets).
+    private func reload(_ server: Server, settings: inout ConfigSettings, logger: Logger) {
         Systemd.notify("RELOADING=1\nMONOTONIC_USEC=\(Systemd.monotonicMicroseconds())\nSTATUS=reloading configuration")
         do {
-            let new = try ConfigLoader.load(cli: cli, environment: Environment.current())
+            let (new, newSettings) = try ConfigLoader.loadWithSettings(cli: cli, environment: Environment.current())
             let needRestart = server.reload(new)
             LogLevelControl.set(Logger.Level(rawValue: new.logLevel) ?? .info)
             for key in needRestart {
                 logger.warning("configuration reload: a new value of \(key) takes effect only after a restart")
             }
-            logger.info("configuration reloaded")
+            let changed = settings.changedKeys(to: newSettings)
+            settings = newSettings
+            logger.info(
+                "configuration reloaded: \(changed.isEmpty ? "no value changed" : "changed " + changed.joined(separator: ", "))")
         } catch {
             for issue in error.issues {
                 logger.error("configuration reload refused, keeping the running configuration: \(issue)")

@@ -46,6 +46,8 @@ def test_sighup_reload_keeps_connections(pushd_factory, tmp_path):
         cfg.write_text(BASE.format(limit="500B"))
         pushd.proc.send_signal(signal.SIGHUP)
         _wait_log(pushd, "configuration reloaded")
+        # The log names what changed, and only that.
+        assert "configuration reloaded: changed limits.max_event_bytes\n" in pushd.log(100000), pushd.log()[-2000:]
         await asyncio.sleep(0.3)  # every loop picks the new snapshot up on its next tick
         assert await _publish_status(pushd.port, 600) == 413
         assert await _publish_status(pushd.port, 400) == 200
