@@ -6,6 +6,11 @@
 // `Connection: close`; the close lingers), and ends each stream once everything queued for it
 // was written — an SSE stream ends with a FIN after its last complete event, which EventSource
 // clients treat as "reconnect". `/healthz` answers 503 meanwhile.
+//
+// No acknowledged event is lost: from the moment a loop sees the drain it refuses publishes
+// (503 `draining`, WebSocket `draining`), and streams end only once every loop has seen it
+// (`LoopMetrics.drainSeen`), after the inboxes were drained — so every event answered 200 on any
+// loop is queued to every stream before that stream ends.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,14 +43,20 @@ extension LoopWorker {
             drainStarted = true
             drainStartedAt = now
             loop.stopAccepting()
+            // Publishes are handled within an iteration and refused from here on: whatever this
+            // loop accepted is already in every loop's inbox.
+            loopMetrics.drainSeen.store(true, ordering: .releasing)
             logger.debug("draining", metadata: ["connections": "\(loop.connectionCount)"])
         }
+        // Streams end only once no loop can accept a publish any more (each wakes the others'
+        // inboxes when it publishes, and ticks every `loop.tick_ms` anyway).
+        let streamsMayEnd = shared.loopMetrics.allSatisfy { $0.drainSeen.load(ordering: .acquiring) }
         // Events already published reach this loop's subscribers before their streams end.
         fanout.drainInbox()
         fanout.forEachReadySubscriber { queue in
             if let c = connection(Connection.id(fromToken: queue.token)) { startSend(c) }
         }
-        for case let c? in connections where !c.closing { drain(c) }
+        for case let c? in connections where !c.closing && (streamsMayEnd || c.mode == .http) { drain(c) }
         if loop.connectionCount == 0 { loopMetrics.drained.store(true, ordering: .releasing) }
     }
 

@@ -133,6 +133,7 @@ extension LoopWorker {
 
     private func publish(_ c: Connection, head: HTTPRequestHead, rawTopic: Substring, body: [UInt8], keepAlive: Bool) {
         let outcome = Result { () throws(Refusal) -> Broker.PublishOutcome in
+            try refuseWhileDraining()
             let grant = try authorizePublish(head).get()  // Auth.swift
             guard let topic = PercentDecoding.decode(rawTopic) else {
                 throw Refusal(400, "bad_topic", "the topic has a malformed percent-escape")
@@ -177,6 +178,17 @@ extension LoopWorker {
         throw r
     }
 
+    /// Once a SIGTERM drain has begun no publish is accepted (Drain.swift): its streams are about
+    /// to end, so a 200 could not keep API.md's promise that the event is queued to every current
+    /// subscriber. 503 `draining` with `Retry-After: 1`: nothing was published, retry against the
+    /// restarted (or another) instance.
+    private func refuseWhileDraining() throws(Refusal) {
+        guard shared.isDraining else { return }
+        var r = Refusal(503, "draining", "pushd is shutting down: nothing was published; retry shortly")
+        r.retryAfter = 1
+        throw r
+    }
+
     private static func publishResult(_ id: EventID, _ topic: String) -> String {
         "{\"id\":\"\(id)\",\"topic\":\(JSON.quoted(topic))}\n"
     }
@@ -184,6 +196,7 @@ extension LoopWorker {
     /// `POST /publish`: `{"events":[{"topic":..,"event":..,"data":..}, …]}`, all or none, in order.
     private func publishBatch(_ c: Connection, head: HTTPRequestHead, body: [UInt8], keepAlive: Bool) {
         let outcome = Result { () throws(Refusal) -> Broker.PublishOutcome in
+            try refuseWhileDraining()
             let grant = try authorizePublish(head).get()  // Auth.swift
             if head.framing == .none {
                 throw Refusal(411, "length_required", "send the batch with Content-Length or chunked encoding")

@@ -40,6 +40,9 @@ final class LoopMetrics: Sendable {
     let acceptPauses = Atomic<UInt64>(0)
     /// The loop is saturated (`SaturationMonitor`): busy coalescing applies.
     let saturated = Atomic<Bool>(false)
+    /// The loop has seen the drain begin (its first `drainStep`): it accepts no publish from then
+    /// on, and every publish it accepted before is already in the loops' inboxes.
+    let drainSeen = Atomic<Bool>(false)
     /// The loop finished its drain (no connection left) after `Server.drain`.
     let drained = Atomic<Bool>(false)
 

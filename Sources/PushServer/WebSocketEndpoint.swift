@@ -281,6 +281,9 @@ extension LoopWorker {
             guard config.websocket.allowPublish else {
                 return refuse("forbidden", "this connection has no publish rights (websocket.allow_publish is off)")
             }
+            // As for HTTP (Endpoints.swift `refuseWhileDraining`): no publish is acknowledged once
+            // the drain has begun.
+            if shared.isDraining { return refuse("draining", "pushd is shutting down: nothing was published; retry shortly") }
             guard let grant = s.publishGrant else {
                 return refuse("forbidden", "this connection has no publish rights (no valid publish token on the upgrade)")
             }
