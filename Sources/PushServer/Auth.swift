@@ -24,6 +24,9 @@ final class AuthContext: Sendable {
     let privateTopics: TopicPatterns
     let staticTokens: [[UInt8]]
     let cors: CORSPolicy
+    /// SHA-256 over the content of every `auth.jwt.public_keys` file as read now: a key rotated
+    /// in place (same path, new content) is a change of rules too.
+    let keyFingerprint: String
 
     init(_ config: ServerConfiguration) {
         let auth = config.auth
@@ -42,6 +45,18 @@ final class AuthContext: Sendable {
         privateTopics = TopicPatterns(auth.privateTopics)
         staticTokens = auth.publishTokens.map { Array($0.utf8) }
         cors = CORSPolicy(config.cors)
+        var keyFiles: [UInt8] = []
+        for path in auth.jwtPublicKeys {
+            keyFiles += Array(path.utf8) + [0]
+            if case .success(let bytes) = JWTKeyLoader.readSmallFile(path) { keyFiles += bytes }
+        }
+        keyFingerprint = sha256Hex(keyFiles)
+    }
+
+    /// Whether `other` authorizes exactly as this context does: the same `auth.*` settings and the
+    /// same JWT key material. CORS is not part of it (it is decided per request).
+    func sameRules(as other: AuthContext) -> Bool {
+        settings == other.settings && keyFingerprint == other.keyFingerprint
     }
 
     /// Whether `token` (UTF-8 bytes) is one of the configured static publish tokens
@@ -189,6 +204,11 @@ extension LoopWorker {
                     "topic \(privateOnes[0]) is private: give a token in Authorization: Bearer, the "
                         + "\(auth.settings.cookieName) cookie or ?access_token="))
         }
+        if auth.isStaticToken(Array(token.utf8)) {
+            // A valid credential, just not one that can grant a private topic.
+            return .failure(
+                Refusal(403, "forbidden_topic", "a static publish token grants no private topic (topic \(privateOnes[0]))"))
+        }
         guard let verifier = auth.verifier else { return .failure(Refusal(401, "invalid_token", "the token is not valid")) }
         let claims: JWTClaims
         switch JWT.verify(token, verifier: verifier, policy: auth.policy, now: Double(Clock.wallMilliseconds()) / 1000) {
@@ -200,6 +220,75 @@ extension LoopWorker {
         }
         // Clamped: an absurd `exp` (1e300) must not trap the conversion.
         return .success(AuthGrant(expiresAtMilliseconds: claims.expiresAt.map { UInt64(min(max(1, $0 * 1000), 1e15)) }))
+    }
+
+    /// A request head with no credential at all.
+    static let anonymousHead = HTTPRequestHead(
+        method: .get, target: "/", path: "/", query: nil, versionMinor: 1, headers: HTTPHeaders(),
+        framing: .none, keepAlive: true, expectsContinue: false)
+
+    /// A request head carrying only `Authorization: Bearer <token>`: how a token that did not come
+    /// on a request (the WebSocket `auth` command, a stream's kept token) is authorized.
+    static func bearerHead(_ token: String) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        headers.append(name: "Authorization", value: "Bearer " + token)
+        return HTTPRequestHead(
+            method: .get, target: "/", path: "/", query: nil, versionMinor: 1, headers: headers,
+            framing: .none, keepAlive: true, expectsContinue: false)
+    }
+
+    /// After a reload changed the auth rules (`AuthContext.sameRules(as:)` false: `auth.*`, or a
+    /// JWT key file's content), checks every open stream again as if it subscribed now, so a
+    /// revoked token, a removed key or a topic made private takes effect on open connections too:
+    /// - an SSE stream with a private topic whose kept token no longer grants it (or that has no
+    ///   token: the topic became private) is ended cleanly (`endStream`): the client reconnects,
+    ///   is authorized anew and replays what it missed with `Last-Event-ID`;
+    /// - a WebSocket likewise is closed with 1008 "authorization changed by a configuration
+    ///   reload"; one that stays gets its publish rights and expiry from the new rules.
+    /// Streams that keep every topic get the new token expiry (0 when none is private any more).
+    func reauthorizeConnections() {
+        var ended = 0
+        var closed = 0
+        for case let c? in connections where !c.closing && !c.closeAfterFlush {
+            switch c.mode {
+            case .eventStream:
+                guard let topics = c.out.log?.key.topics else { continue }
+                guard topics.contains(where: { auth.privateTopics.matches($0) }) else {
+                    c.authExpiresAt = 0
+                    continue
+                }
+                if let token = c.streamToken, case .success(let grant) = authorizeSubscribe(Self.bearerHead(token), topics: topics) {
+                    c.authExpiresAt = grant.expiresAtMilliseconds.map { max($0, 1) } ?? 0
+                } else {
+                    endStream(c)
+                    ended += 1
+                }
+            case .webSocket:
+                guard let s = c.ws, !s.closeSent else { continue }
+                if s.topics.contains(where: { auth.privateTopics.matches($0) }) {
+                    guard let head = s.authHead, case .success(let grant) = authorizeSubscribe(head, topics: s.topics) else {
+                        wsClose(c, .policyViolation, "authorization changed by a configuration reload")
+                        closed += 1
+                        continue
+                    }
+                    c.authExpiresAt = grant.expiresAtMilliseconds ?? 0
+                } else {
+                    c.authExpiresAt = 0
+                }
+                if config.websocket.allowPublish, case .success(let grant) = authorizePublish(s.authHead ?? Self.anonymousHead) {
+                    s.publishGrant = grant
+                } else {
+                    s.publishGrant = nil
+                }
+            case .http:
+                continue
+            }
+        }
+        if ended + closed > 0 {
+            logger.notice(
+                "auth rules changed by the reload: ended \(ended) SSE stream(s) and closed \(closed) WebSocket(s) that the new rules do not authorize; their clients reconnect and are authorized anew",
+                metadata: ["loop": "\(index)"])
+        }
     }
 
     /// `Authorization: Bearer <token>` (RFC 6750 §2.1); the scheme is case-insensitive.

@@ -66,6 +66,10 @@ final class Connection {
     var streamStarted: UInt64 = 0
     /// Wall-clock ms when the stream's token expires and the stream is ended (0: never; Auth.swift).
     var authExpiresAt: UInt64 = 0
+    /// The token an SSE stream was opened with (header, cookie or `?access_token=`), kept so a
+    /// reload that changes `auth.*` can check the stream again (`reauthorizeConnections`); nil
+    /// when none was given.
+    var streamToken: String?
     /// How many times the `drop` policy skipped this subscriber's backlog.
     var slowDrops = 0
     /// Whether the peer closed its side.

@@ -293,7 +293,10 @@ extension LoopWorker {
         // Auth.swift: every private topic must be granted, so replay and live carry only those.
         switch authorizeSubscribe(head, topics: topics) {
         case .failure(let r): return fail(c, r.status, r.code, r.message, head.keepAlive)
-        case .success(let grant): c.authExpiresAt = grant.expiresAtMilliseconds.map { max($0, 1) } ?? 0
+        case .success(let grant):
+            c.authExpiresAt = grant.expiresAtMilliseconds.map { max($0, 1) } ?? 0
+            // Kept (only when one was given) for a reload that changes `auth.*`.
+            c.streamToken = Self.subscriberToken(head, cookieName: auth.settings.cookieName)
         }
 
         c.mode = .eventStream

@@ -93,8 +93,10 @@ extension LoopWorker {
         guard live.generation != configGeneration else { return }
         let snapshot = live.current
         configGeneration = snapshot.generation
+        let previousAuth = auth
         auth = snapshot.auth
         applyConfiguration(snapshot.config)
+        if !previousAuth.sameRules(as: auth) { reauthorizeConnections() }  // Auth.swift
     }
 
     /// Copies what this loop uses from `config`.

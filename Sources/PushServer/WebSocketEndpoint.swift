@@ -119,7 +119,11 @@ extension LoopWorker {
             deflate: agreed.permessageDeflate, now: now)
         c.ws = session
         c.authExpiresAt = grant.expiresAtMilliseconds ?? 0
-        if !auth.privateTopics.isEmpty { session.authHead = head }
+        // Kept for later `subscribe` commands and for a reload that changes `auth.*`
+        // (`reauthorizeConnections`).
+        if !auth.privateTopics.isEmpty || Self.subscriberToken(head, cookieName: auth.settings.cookieName) != nil {
+            session.authHead = head
+        }
         if config.websocket.allowPublish, case .success(let g) = authorizePublish(head) { session.publishGrant = g }
         shared.stats.webSocketOpened()
         if !topics.isEmpty {
@@ -333,11 +337,7 @@ extension LoopWorker {
             }
             return
         }
-        var headers = HTTPHeaders()
-        headers.append(name: "Authorization", value: "Bearer " + token)
-        let head = HTTPRequestHead(
-            method: .get, target: "/", path: "/", query: nil, versionMinor: 1, headers: headers,
-            framing: .none, keepAlive: true, expectsContinue: false)
+        let head = Self.bearerHead(token)
         var expiry: UInt64 = 0
         let privateTopics = s.topics.filter { auth.privateTopics.matches($0) }
         if !privateTopics.isEmpty {
@@ -353,7 +353,7 @@ extension LoopWorker {
             }
         }
         c.authExpiresAt = expiry
-        if !auth.privateTopics.isEmpty { s.authHead = head }
+        s.authHead = head
         if config.websocket.allowPublish {
             if case .success(let grant) = authorizePublish(head) { s.publishGrant = grant } else { s.publishGrant = nil }
         }
