@@ -229,6 +229,7 @@ enum ConfigKeys {
         .integer("limits.max_pipelined_requests", 1...65_536) { $0.http.maxPipelinedRequests = $1 },
         .integer("limits.max_topics_per_connection", 1...65_536) { $0.http.maxTopicsPerConnection = $1 },
         .seconds("limits.header_timeout", 0.001...3600) { $0.http.headerTimeout = $1 },
+        .seconds("limits.body_timeout", 0...3600) { $0.http.bodyTimeout = $1 },
         .seconds("limits.idle_timeout", 0.001...86_400) { $0.http.idleTimeout = $1 },
         .seconds("limits.linger_timeout", 0...60) { $0.http.lingerTimeout = $1 },
         .size("limits.linger_bytes", 0...(1 << 30)) { $0.http.lingerBytes = $1 },

@@ -60,6 +60,9 @@ final class Connection {
     var lastActivity: UInt64
     /// Monotonic ns when the current partial request head started arriving (0 when none).
     var headStarted: UInt64 = 0
+    /// Monotonic ns when the current request's head ended and its body began (0 when no body is
+    /// awaited): `limits.body_timeout` counts from here.
+    var bodyStarted: UInt64 = 0
     /// Monotonic ns when the `disconnect` slow policy evicted this subscriber (0 when not).
     var evictedAt: UInt64 = 0
     /// Monotonic ns when the connection became an event stream (for `sse.max_stream_age`).

@@ -177,6 +177,7 @@ final class LoopWorker: LoopHandler {
                 c.lastActivity = now
                 if refusedBeforeBody(c, head) { break parsing }  // Auth.swift: 401 before a large body
                 c.head = head
+                c.bodyStarted = head.framing == .none ? 0 : now
                 c.body.removeAll(keepingCapacity: false)
                 if case .contentLength(let n) = head.framing { c.body.reserveCapacity(n) }
                 if head.expectsContinue, head.framing != .none, head.versionMinor >= 1 {
@@ -185,6 +186,7 @@ final class LoopWorker: LoopHandler {
             case .body(let range):
                 c.body.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[range]))
             case .end:
+                c.bodyStarted = 0
                 if let head = c.head {
                     c.head = nil
                     let body = c.body
@@ -434,6 +436,7 @@ final class LoopWorker: LoopHandler {
         let heartbeat = UInt64(config.sse.heartbeat * 1e9)
         let maxStreamAge = UInt64(config.sse.maxStreamAge * 1e9)
         let headerTimeout = UInt64(config.http.headerTimeout * 1e9)
+        let bodyTimeout = UInt64(config.http.bodyTimeout * 1e9)
         let idleTimeout = UInt64(config.http.idleTimeout * 1e9)
         let wallNow = Clock.wallMilliseconds()  // token expiry (Auth.swift)
         for case let c? in connections where !c.closing && c.lingerUntil == 0 {
@@ -458,6 +461,15 @@ final class LoopWorker: LoopHandler {
                         HTTPResponse.error(
                             status: 408, code: "request_timeout",
                             message: "the request head did not arrive within \(config.http.headerTimeout) s", close: true),
+                        close: true)
+                } else if c.bodyStarted != 0, c.head != nil, bodyTimeout > 0, now - c.bodyStarted > bodyTimeout {
+                    c.head = nil
+                    c.bodyStarted = 0
+                    reply(
+                        c,
+                        HTTPResponse.error(
+                            status: 408, code: "request_timeout",
+                            message: "the request body did not arrive within \(config.http.bodyTimeout) s", close: true),
                         close: true)
                 } else if c.head == nil, c.out.isIdle, idleTimeout > 0, now - c.lastActivity > idleTimeout {
                     finish(c)

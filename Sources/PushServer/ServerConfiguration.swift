@@ -109,6 +109,10 @@ public struct HTTPLimits: Sendable, Equatable {
     public var maxTopicsPerConnection: Int = 64
     /// `limits.header_timeout`: seconds a client may take to send a complete request head [408].
     public var headerTimeout: Double = 10
+    /// `limits.body_timeout`: seconds a client may take to send a request body, counted from the
+    /// end of its head [408]; 0 disables. Not reset by each byte, so a body trickled in cannot
+    /// hold a connection (slowloris on the body).
+    public var bodyTimeout: Double = 30
     /// `limits.idle_timeout`: seconds an idle keep-alive connection (no request in progress) is kept.
     public var idleTimeout: Double = 60
     /// `limits.linger_timeout`: seconds a connection closed after an error answer keeps reading
