@@ -375,4 +375,16 @@ public struct ConfigSettings: Sendable, Equatable {
             return a == b ? nil : spec.path
         }
     }
+
+    /// These settings with the keys of `groups` taken from `running` instead: what is in force
+    /// after a reload that kept those keys' running values (`Server.reload` returns the groups
+    /// that need a restart: `listen`, `loop.*`, `tls`, …). A group `x.*` or `x` covers the key
+    /// `x` and every key below it.
+    public func keeping(_ groups: [String], from running: ConfigSettings) -> ConfigSettings {
+        let prefixes = groups.map { $0.hasSuffix(".*") ? String($0.dropLast(2)) : $0 }
+        func kept(_ path: String) -> Bool { prefixes.contains { path == $0 || path.hasPrefix($0 + ".") } }
+        var values = self.values.filter { !kept($0.key) }
+        for (path, value) in running.values where kept(path) { values[path] = value }
+        return ConfigSettings(values: values)
+    }
 }

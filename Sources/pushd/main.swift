@@ -121,8 +121,11 @@ struct Serve: ParsableCommand {
             for key in needRestart {
                 logger.warning("configuration reload: a new value of \(key) takes effect only after a restart")
             }
-            let changed = settings.changedKeys(to: newSettings)
-            settings = newSettings
+            // Keys that need a restart keep their running values: they are not "changed" (the
+            // warning above says so), and the next reload compares against what really runs.
+            let inForce = newSettings.keeping(needRestart, from: settings)
+            let changed = settings.changedKeys(to: inForce)
+            settings = inForce
             logger.info(
                 "configuration reloaded: \(changed.isEmpty ? "no value changed" : "changed " + changed.joined(separator: ", "))")
         } catch {

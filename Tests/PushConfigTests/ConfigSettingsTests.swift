@@ -48,3 +48,20 @@ struct ConfigSettingsTests {
         #expect(!changed.joined().contains("secret-token"))
     }
 }
+
+@Suite("Settings in force after a reload that needs a restart for some keys")
+struct ConfigSettingsKeepingTests {
+    @Test("restart-only groups keep their running values, so only applied keys count as changed")
+    func keepingRestartGroups() throws {
+        let running = try settings("listen: [\"127.0.0.1:8080\"]\nloop:\n  ring_entries: 4096\nsse:\n  retry: 5s\n")
+        let new = try settings("listen: [\"127.0.0.1:9090\"]\nloop:\n  ring_entries: 1024\nsse:\n  retry: 7s\n")
+        let inForce = new.keeping(["listen", "loop.*"], from: running)
+        #expect(running.changedKeys(to: inForce) == ["sse.retry"])
+        // The next reload with the same file: nothing applied changed (listen and loop are still
+        // pending a restart, which the reload warns about separately).
+        #expect(inForce.changedKeys(to: new.keeping(["listen", "loop.*"], from: inForce)) == [])
+        // Setting a restart-only key back to its running value is no change either.
+        let back = try settings("listen: [\"127.0.0.1:8080\"]\nloop:\n  ring_entries: 4096\nsse:\n  retry: 7s\n")
+        #expect(inForce.changedKeys(to: back.keeping([], from: inForce)) == [])
+    }
+}

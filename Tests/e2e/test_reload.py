@@ -61,6 +61,19 @@ def test_sighup_reload_keeps_connections(pushd_factory, tmp_path):
         assert await _publish_status(pushd.port, 600) == 413
         assert await _publish_status(pushd.port, 400) == 200
 
+        # A key that needs a restart: warned about, kept, and not listed as changed — now and on
+        # the next reload with the same file.
+        cfg.write_text(BASE.format(limit="500B") + "loop:\n  ring_entries: 1024\n")
+        for n in (1, 2):
+            pushd.proc.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 5
+            while pushd.log(100000).count("configuration reloaded") < 1 + n:
+                assert time.monotonic() < deadline, pushd.log()[-2000:]
+                time.sleep(0.05)
+        log = pushd.log(100000)
+        assert log.count("a new value of loop.* takes effect only after a restart") == 2, log[-2000:]
+        assert log.count("configuration reloaded: no value changed") == 2, log[-2000:]
+
         async with AsyncPublisher(pushd.port) as pub:
             await pub.publish("reload", b"after")
         for s in subs:
