@@ -79,6 +79,10 @@ final class ServerShared: Sendable {
 ///
 /// Thread-safe: `start` and `stop` may be called from the main thread or a signal-handling thread.
 public final class Server: Sendable {
+    /// The default of `limits.max_connections` (0 in the configuration): the soft RLIMIT_NOFILE
+    /// minus 64, at least 16. Read once, on first use: call it after raising the limit.
+    public static var defaultMaxConnections: Int { ConnectionAdmission.derivedMaxConnections }
+
     /// Counters, readable from any thread.
     public var stats: ServerStats { shared.stats }
     let shared: ServerShared

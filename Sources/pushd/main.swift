@@ -65,7 +65,7 @@ struct Serve: ParsableCommand {
         LoggingSystem.bootstrap { label in PushdLogHandler(label: label, format: format) }
         let logger = Logger(label: "pushd")
         Signals.blockForSigwait()
-        raiseFileLimit(logger: logger)
+        raiseFileLimit(maxConnections: config.http.maxConnections, logger: logger)
 
         let inherited = Systemd.listenFDs(logger: logger)
         if !inherited.isEmpty {
@@ -136,15 +136,23 @@ struct Serve: ParsableCommand {
         Systemd.notify("READY=1\nSTATUS=\(server.statusLine)")
     }
 
-    private func raiseFileLimit(logger: Logger) {
+    /// Raises the soft RLIMIT_NOFILE to the hard limit and logs the connection ceiling that
+    /// follows: `limits.max_connections` when set, else its default (`Server.defaultMaxConnections`,
+    /// read after the raise).
+    private func raiseFileLimit(maxConnections: Int, logger: Logger) {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
         if limit.rlim_cur < limit.rlim_max {
             limit.rlim_cur = limit.rlim_max
             _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
         }
-        logger.info(
-            "file descriptor limit raised to the hard limit \(limit.rlim_max): limits.max_connections defaults to \(limit.rlim_cur > 64 ? limit.rlim_cur - 64 : 0) (this limit minus 64)")
+        if maxConnections > 0 {
+            logger.info(
+                "file descriptor limit raised to the hard limit \(limit.rlim_max); limits.max_connections is \(maxConnections)")
+        } else {
+            logger.info(
+                "file descriptor limit raised to the hard limit \(limit.rlim_max): limits.max_connections defaults to \(Server.defaultMaxConnections) (this limit minus 64, at least 16)")
+        }
     }
 }
 

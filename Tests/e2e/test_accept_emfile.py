@@ -103,6 +103,7 @@ async def _scenario(pushd):
             assert paused and paused[0] >= 3, f"pushd_accept_paused_total {paused} after ~1.5 s of EMFILE"
         # One warning per loop whose listener hit EMFILE (each loop has its own SO_REUSEPORT listener).
         loops = 2 if pushd.backend == "workers2" else 1
+        assert "limits.max_connections is 10000" in pushd.log(200_000)  # the ceiling in force, stated at start
         warnings = [line for line in pushd.log(200_000).splitlines() if "accept paused" in line]
         assert 1 <= len(warnings) <= loops, warnings
         for w in warnings:
