@@ -248,6 +248,7 @@ enum ConfigKeys {
         .choice("subscriber.slow_policy", SlowPolicy.allCases.map(\.rawValue)) { config, word in
             config.subscriber.slowPolicy = SlowPolicy(rawValue: word) ?? .disconnect
         },
+        .seconds("subscriber.disconnect_grace", 0.001...3600) { $0.subscriber.disconnectGrace = $1 },
         .milliseconds("subscriber.coalesce_delay", plain: .seconds, 0...1000) {
             $0.subscriber.coalesceDelayMilliseconds = $1
         },

@@ -422,12 +422,6 @@ final class LoopWorker: LoopHandler {
 
     // MARK: - Timers
 
-    /// How long a subscriber detached by the disconnect policy may take to accept the whole events
-    /// already handed to it before it is cut anyway (ns). A reader at 1 KB/s finishes a 16 KiB
-    /// chunk in time; a peer that stopped reading does not, and a spec-conforming client discards
-    /// the incomplete event at EOF (WHATWG HTML §9.2.6).
-    static let evictionGrace: UInt64 = 30_000_000_000
-
     /// Once a second: heartbeats, timeouts, queue maintenance.
     private func secondTick() {
         fanout.maintainAll()
@@ -437,12 +431,13 @@ final class LoopWorker: LoopHandler {
         let maxStreamAge = UInt64(config.sse.maxStreamAge * 1e9)
         let headerTimeout = UInt64(config.http.headerTimeout * 1e9)
         let bodyTimeout = UInt64(config.http.bodyTimeout * 1e9)
+        let disconnectGrace = UInt64(config.subscriber.disconnectGrace * 1e9)  // ServerConfiguration.swift
         let idleTimeout = UInt64(config.http.idleTimeout * 1e9)
         let wallNow = Clock.wallMilliseconds()  // token expiry (Auth.swift)
         for case let c? in connections where !c.closing && c.lingerUntil == 0 {
             switch c.mode {
             case .eventStream:
-                if c.evictedAt != 0 && now - c.evictedAt > Self.evictionGrace {
+                if c.evictedAt != 0 && now - c.evictedAt > disconnectGrace {
                     close(c)  // its last events were not taken in time: the peer stopped reading
                 } else if c.authExpiresAt != 0, !c.closeAfterFlush, wallNow >= c.authExpiresAt {
                     endStream(c)  // its token expired: the client reconnects with a fresh one

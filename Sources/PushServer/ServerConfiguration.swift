@@ -160,6 +160,12 @@ public struct SubscriberSettings: Sendable, Equatable {
     public var queueBytes: Int = 4 * 1024 * 1024
     /// `subscriber.slow_policy`: `disconnect` or `drop`.
     public var slowPolicy: SlowPolicy = .disconnect
+    /// `subscriber.disconnect_grace`: seconds an SSE subscriber detached by the `disconnect`
+    /// policy may take to accept the whole events already handed to it before it is cut anyway.
+    /// A reader at 1 KB/s finishes a 16 KiB chunk within the default; a peer that stopped reading
+    /// does not, and a spec-conforming client discards the incomplete event at EOF (WHATWG HTML
+    /// §9.2.6).
+    public var disconnectGrace: Double = 30
     /// `subscriber.coalesce_delay`: longest new events are held back so that several go out in
     /// one write, in milliseconds; 0 = never (the default; see `CoalescePolicy`).
     public var coalesceDelayMilliseconds: Int = 0

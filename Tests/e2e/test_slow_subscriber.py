@@ -86,3 +86,36 @@ def test_stuck_subscriber_is_disconnected_others_get_everything(pushd):
             await asyncio.gather(*[s.close() for s in healthy + [stuck]], return_exceptions=True)
 
     asyncio.run(run())
+
+
+def _sse_connections(pushd) -> int:
+    import re
+    import httpx
+    text = httpx.get(pushd.url("/metrics"), timeout=5).text
+    return int(float(re.search(r'^pushd_connections\{transport="sse"\} (\S+)$', text, re.M).group(1)))
+
+
+@pytest.mark.pushd(env={
+    "PUSHD_SUBSCRIBER_QUEUE_EVENTS": "64",
+    "PUSHD_SUBSCRIBER_QUEUE_BYTES": "65536",
+    "PUSHD_SUBSCRIBER_DISCONNECT_GRACE": "1s",
+})
+def test_disconnect_grace_bounds_how_long_a_stuck_subscriber_is_kept(pushd):
+    """`subscriber.disconnect_grace`: a subscriber detached by the disconnect policy that does not
+    take the events already handed to it is cut after the grace (1 s here, 30 s by default)."""
+    async def run():
+        stuck = await AsyncSSE.open(pushd.port, f"/topics/{TOPIC}", rcvbuf=4096)
+        import httpx
+        async with httpx.AsyncClient(timeout=10) as c:
+            for b in range(100):  # 10 MiB in batches: far past the queue and the kernel's buffers
+                events = [{"topic": TOPIC, "data": f"{b:03d}-{i:03d} " + "x" * 1014} for i in range(100)]
+                r = await c.post(pushd.url("/publish"), json={"events": events})
+                assert r.status_code == 200, r.text
+        t0 = time.monotonic()
+        while _sse_connections(pushd) > 0:
+            assert time.monotonic() - t0 < 6, "the stuck subscriber was kept past disconnect_grace 1s"
+            await asyncio.sleep(0.1)
+        print(f"[{pushd.backend}] stuck subscriber cut {time.monotonic() - t0:.1f} s after the last publish")
+        await stuck.close()
+
+    asyncio.run(run())
