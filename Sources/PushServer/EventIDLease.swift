@@ -10,7 +10,13 @@ import Synchronization
 /// The file `<state_directory>/event-id-lease` holds a millisecond value L that no id of the
 /// running process reaches: on start, ids begin above `L-0`; while running, L is pushed ahead
 /// (written with fsync, then renamed into place) whenever the newest id comes within `margin` of
-/// it. A crash therefore never lets the next run reissue an id, whatever the clock does.
+/// it. A crash therefore never lets the next run reissue an id, whatever the clock does. A clean
+/// stop (`release(newest:)`) writes the newest id's millisecond + 1 instead, so a restart does not
+/// push ids up to a minute ahead of the clock; only a run after a crash starts at the lease.
+///
+/// The process holds an exclusive flock(2) on `<state_directory>/lock` for its whole life: a
+/// second pushd given the same directory refuses to start instead of issuing ids from the same
+/// lease.
 final class EventIDLease: Sendable {
     /// How far ahead of the newest id the lease is written, in milliseconds.
     static let ahead: UInt64 = 60_000
@@ -23,7 +29,19 @@ final class EventIDLease: Sendable {
     /// Reads the lease in `directory` (0 when absent). Throws a message when the directory is
     /// unusable or the file is corrupt.
     init(directory: String) throws(LeaseError) {
-        self.path = directory.hasSuffix("/") ? directory + "event-id-lease" : directory + "/event-id-lease"
+        let base = directory.hasSuffix("/") ? directory : directory + "/"
+        self.path = base + "event-id-lease"
+        // Held until the process exits (the kernel drops the lock then, even after a crash).
+        let lockFD = open(base + "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lockFD >= 0 else { throw LeaseError(message: "cannot open \(base)lock: \(Self.reason(errno))") }
+        guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            let e = errno
+            close(lockFD)
+            throw LeaseError(
+                message: e == EWOULDBLOCK
+                    ? "\(directory) is in use by another running pushd (\(base)lock is locked): give each instance its own state_directory"
+                    : "cannot lock \(base)lock: \(Self.reason(e))")
+        }
         var value: UInt64 = 0
         if let fd = Optional(open(path, O_RDONLY | O_CLOEXEC)), fd >= 0 {
             var buffer = [UInt8](repeating: 0, count: 32)
@@ -33,7 +51,7 @@ final class EventIDLease: Sendable {
             guard let v = UInt64(text) else { throw LeaseError(message: "\(path) is corrupt: \"\(text)\"") }
             value = v
         } else if errno != ENOENT {
-            throw LeaseError(message: "cannot read \(path): errno \(errno)")
+            throw LeaseError(message: "cannot read \(path): \(Self.reason(errno))")
         }
         self.lease = Mutex(value)
     }
@@ -54,16 +72,30 @@ final class EventIDLease: Sendable {
         return nil
     }
 
+    /// After a clean stop, when no id can be assigned any more: records `newest` (the last id
+    /// assigned, or the boot id) so the next run starts right above it instead of at the lease.
+    /// Returns an error message when the write failed (the lease then stays, which is safe).
+    @discardableResult
+    func release(newest: EventID) -> String? {
+        let value = newest.milliseconds + 1
+        if let error = write(value) { return error }
+        lease.withLock { $0 = value }
+        return nil
+    }
+
+    /// `strerror(3)` text and number, e.g. "No such file or directory (errno 2)".
+    static func reason(_ error: Int32) -> String { "\(String(cString: strerror(error))) (errno \(error))" }
+
     private func write(_ value: UInt64) -> String? {
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return "cannot write \(temporary): errno \(errno)" }
+        guard fd >= 0 else { return "cannot write \(temporary): \(Self.reason(errno))" }
         let bytes = Array("\(value)\n".utf8)
         let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
         let synced = fsync(fd)
         close(fd)
-        guard written == bytes.count, synced == 0 else { return "cannot write \(temporary): errno \(errno)" }
-        guard rename(temporary, path) == 0 else { return "cannot rename \(temporary) to \(path): errno \(errno)" }
+        guard written == bytes.count, synced == 0 else { return "cannot write \(temporary): \(Self.reason(errno))" }
+        guard rename(temporary, path) == 0 else { return "cannot rename \(temporary) to \(path): \(Self.reason(errno))" }
         return nil
     }
 

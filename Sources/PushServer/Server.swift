@@ -270,7 +270,9 @@ public final class Server: Sendable {
         for inbox in shared.broker.inboxes { inbox.wake() }
     }
 
-    /// Blocks until every started loop has returned, then closes the listeners.
+    /// Blocks until every started loop has returned, then closes the listeners and, with a
+    /// state directory, records the newest event id (`EventIDLease.release`) so the next run's ids
+    /// continue right above it.
     public func waitUntilStopped() {
         while true {
             let (stopped, spawned) = startup.withLock { ($0.stopped, $0.spawned) }
@@ -279,6 +281,9 @@ public final class Server: Sendable {
         }
         for fd in Set(listenerFDs.withLock({ $0 }).joined()) { Glibc.close(fd) }
         listenerFDs.withLock { $0 = [] }
+        if let lease = shared.lease, let error = lease.release(newest: shared.broker.lastID) {
+            logger.error("event-id lease not released (the next run starts at the lease instead): \(error)")
+        }
     }
 }
 
