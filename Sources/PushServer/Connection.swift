@@ -58,11 +58,11 @@ final class Connection {
     var closing = false
     /// Monotonic ns of the last send start or request start (idle/heartbeat/timeouts).
     var lastActivity: UInt64
-    /// Monotonic ns when the current partial request head started arriving (0 when none).
-    var headStarted: UInt64 = 0
-    /// Monotonic ns when the current request's head ended and its body began (0 when no body is
-    /// awaited): `limits.body_timeout` counts from here.
-    var bodyStarted: UInt64 = 0
+    /// Monotonic ns when the current phase of reading a request began, 0 when none: the first
+    /// byte of a partial head (or the TLS handshake) while `head` is nil — `limits.header_timeout`
+    /// counts from here — or the end of the head while its body is read (`head` set) —
+    /// `limits.body_timeout` counts from here.
+    var phaseStarted: UInt64 = 0
     /// Monotonic ns when the `disconnect` slow policy evicted this subscriber (0 when not).
     var evictedAt: UInt64 = 0
     /// Monotonic ns when the connection became an event stream (for `sse.max_stream_age`).

@@ -86,7 +86,7 @@ extension LoopWorker {
             // input would send RST, which can destroy an answer not yet read, and a request
             // crossing the FIN meets a clean end instead of a reset.
             c.lingerOnClose = true
-            if c.head == nil, c.headStarted == 0, c.out.isIdle, now &- drainStartedAt >= Self.drainIdleGrace {
+            if c.head == nil, c.phaseStarted == 0, c.out.isIdle, now &- drainStartedAt >= Self.drainIdleGrace {
                 finish(c)
             }
         }

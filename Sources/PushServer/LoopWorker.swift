@@ -170,14 +170,14 @@ final class LoopWorker: LoopHandler {
             rest = UnsafeRawBufferPointer(rebasing: rest[consumed...])
             switch event {
             case .needMoreData:
-                if parser.hasPartialHead, c.headStarted == 0 { c.headStarted = now }
+                if parser.hasPartialHead, c.phaseStarted == 0 { c.phaseStarted = now }
                 break parsing
             case .head(let head):
-                c.headStarted = 0
+                c.phaseStarted = 0
                 c.lastActivity = now
                 if refusedBeforeBody(c, head) { break parsing }  // Auth.swift: 401 before a large body
                 c.head = head
-                c.bodyStarted = head.framing == .none ? 0 : now
+                c.phaseStarted = head.framing == .none ? 0 : now  // the body's clock
                 c.body.removeAll(keepingCapacity: false)
                 if case .contentLength(let n) = head.framing { c.body.reserveCapacity(n) }
                 if head.expectsContinue, head.framing != .none, head.versionMinor >= 1 {
@@ -186,7 +186,7 @@ final class LoopWorker: LoopHandler {
             case .body(let range):
                 c.body.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[range]))
             case .end:
-                c.bodyStarted = 0
+                c.phaseStarted = 0
                 if let head = c.head {
                     c.head = nil
                     let body = c.body
@@ -450,16 +450,16 @@ final class LoopWorker: LoopHandler {
             case .webSocket:
                 webSocketTick(c)
             case .http:
-                if c.headStarted != 0, headerTimeout > 0, now - c.headStarted > headerTimeout {
+                if c.head == nil, c.phaseStarted != 0, headerTimeout > 0, now - c.phaseStarted > headerTimeout {
                     reply(
                         c,
                         HTTPResponse.error(
                             status: 408, code: "request_timeout",
                             message: "the request head did not arrive within \(config.http.headerTimeout) s", close: true),
                         close: true)
-                } else if c.bodyStarted != 0, c.head != nil, bodyTimeout > 0, now - c.bodyStarted > bodyTimeout {
+                } else if c.head != nil, c.phaseStarted != 0, bodyTimeout > 0, now - c.phaseStarted > bodyTimeout {
                     c.head = nil
-                    c.bodyStarted = 0
+                    c.phaseStarted = 0
                     reply(
                         c,
                         HTTPResponse.error(

@@ -26,7 +26,7 @@ extension LoopWorker {
             return
         }
         c.tls = session
-        c.headStarted = now
+        c.phaseStarted = now
     }
 
     /// Seam 1: ciphertext in → plaintext to `handlePlaintext` (the HTTP parser).
@@ -46,7 +46,7 @@ extension LoopWorker {
             bytes,
             established: {
                 // Handshake done: from now on the header timeout waits for a request head again.
-                if c.parser?.hasPartialHead != true { c.headStarted = 0 }
+                if c.parser?.hasPartialHead != true { c.phaseStarted = 0 }
                 c.lastActivity = now
                 logger.trace("TLS established", metadata: ["peer": "\(c.peer)", "version": "\(tls.version)"])
             },
