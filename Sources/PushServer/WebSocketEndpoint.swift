@@ -325,7 +325,7 @@ extension LoopWorker {
     /// `exp` keeps them open). Refused — rights unchanged — for a bad token (`invalid_token`; the
     /// connection is closed with 1008 at the `WebSocketSession.maxFailedAuth`-th) or one that does
     /// not cover a subscribed private topic (`forbidden_topic`).
-    private func wsAuthenticate(_ c: Connection, _ s: WebSocketSession, token: String, ref: String?) {
+    private func wsAuthenticate(_ c: Connection, _ s: WebSocketSession, token: String, ref: WebSocketCommandRef?) {
         func refuse(_ code: String, _ message: String) {
             wsSendText(c, WebSocketMessages.error(code: code, message: message, ref: ref))
         }

@@ -11,11 +11,17 @@ struct WebSocketMessagesTests {
         data.withUnsafeBytes { WebSocketMessages.event(id: id, topic: topic, event: event, data: $0) }
     }
 
-    /// Parses a flat JSON object with the command parser's own JSON reader.
+    /// Parses a JSON object of strings with the command parser's own JSON reader (nil when it
+    /// is not one).
     static func fields(_ bytes: [UInt8]) -> [String: String]? {
         let result = bytes.withUnsafeBytes { FlatJSONObjectParser.parse($0) }
         guard case .success(let f) = result else { return nil }
-        return Dictionary(uniqueKeysWithValues: f.map { ($0.key, $0.value) })
+        var out: [String: String] = [:]
+        for (key, value) in f {
+            guard case .string(let s) = value else { return nil }
+            out[key] = s
+        }
+        return out
     }
 
     // MARK: Output
@@ -101,8 +107,7 @@ struct WebSocketMessagesTests {
     @Test("malformed JSON → invalid_json", arguments: [
         "", " ", "[]", "\"op\"", "null", "{", "}", #"{"op":"subscribe","topic":"t""#, #"{"op":"subscribe","topic":"t",}"#,
         #"{"op":"subscribe" "topic":"t"}"#, #"{"op":"subscribe","topic":"t"} x"#, #"{"op":"subscribe","topic":"t"}{}"#,
-        #"{"op":"subscribe","topic":{"a":"b"}}"#, #"{"op":"subscribe","topic":["t"]}"#, #"{"op":"subscribe","n":1}"#,
-        #"{"op":"subscribe","b":true}"#, #"{"op":"subscribe","z":null}"#, #"{op:"subscribe"}"#, #"{'op':'subscribe'}"#,
+        #"{op:"subscribe"}"#, #"{'op':'subscribe'}"#,
         #"{"op":"subscribe","op":"publish"}"#, #"{"op":"a\qb"}"#, #"{"op":"\u12"}"#, #"{"op":"\u12G4"}"#,
         #"{"op":"\ud83d"}"#, #"{"op":"\ud83dx"}"#, #"{"op":"\ud83d\u0041"}"#, #"{"op":"\ude00"}"#,
         "{\"op\":\"a\nb\"}", "{\"op\":\"a\u{1}b\"}", #"{"op":"subscribe","topic":"t"#, "{\"op\":\"subscribe\"}\u{0}",
@@ -143,10 +148,104 @@ struct WebSocketMessagesTests {
             == .failure(WebSocketCommandError(code: "invalid_command", message: "missing \"token\"", ref: "3")))
     }
 
+    // MARK: ref as a string or an integer; null fields; the ref on refusals
+
+    /// The reply pushd would send for `json` if the command itself succeeds: `ack` with its ref,
+    /// or the parser's `error`.
+    static func reply(_ json: String) -> String {
+        switch parse(json) {
+        case .success(let command): string(WebSocketMessages.ack(ref: command.ref))
+        case .failure(let error): string(WebSocketMessages.error(error))
+        }
+    }
+
+    @Test("an integer ref is echoed as a JSON number, a string ref as a string", arguments: [
+        (#"{"op":"subscribe","topic":"a","ref":1}"#, #"{"op":"ack","ref":1}"#),
+        (#"{"op":"unsubscribe","topic":"a","ref":0}"#, #"{"op":"ack","ref":0}"#),
+        (#"{"op":"auth","token":"t","ref":-42}"#, #"{"op":"ack","ref":-42}"#),
+        (#"{"op":"publish","topic":"a","data":"d","ref":9007199254740991}"#, #"{"op":"ack","ref":9007199254740991}"#),
+        (#"{"op":"subscribe","topic":"a","ref":-9007199254740991}"#, #"{"op":"ack","ref":-9007199254740991}"#),
+        (#"{"op":"subscribe","topic":"a","ref":"1"}"#, #"{"op":"ack","ref":"1"}"#),
+        (#"{"op":"subscribe","topic":"a","ref":null}"#, #"{"op":"ack"}"#),
+        (#"{"ref" : 17 , "op":"subscribe","topic":"a"}"#, #"{"op":"ack","ref":17}"#),
+    ])
+    func integerRefs(json: String, expected: String) {
+        #expect(Self.reply(json) == expected)
+    }
+
+    @Test("an optional field given as null is absent")
+    func nullOptionalFields() {
+        #expect(Self.parse(#"{"op":"subscribe","topic":"a","last_event_id":null}"#)
+            == .success(.subscribe(topic: "a", lastEventID: nil, ref: nil)))
+        #expect(Self.parse(#"{"op":"publish","topic":"a","event":null,"data":"d","ref":null}"#)
+            == .success(.publish(topic: "a", event: nil, data: "d", ref: nil)))
+        #expect(Self.reply(#"{"op":"subscribe","topic":"a","last_event_id":null,"ref":5}"#) == #"{"op":"ack","ref":5}"#)
+        // A required field given as null is missing, and the error keeps the ref.
+        #expect(Self.reply(#"{"op":"subscribe","topic":null,"ref":6}"#)
+            == #"{"op":"error","code":"invalid_command","message":"missing \"topic\"","ref":6}"#)
+        #expect(Self.reply(#"{"op":null,"ref":"n"}"#) == #"{"op":"error","code":"unknown_op","message":"missing \"op\"","ref":"n"}"#)
+    }
+
+    @Test("a field of the wrong type is invalid_command and the error carries the ref", arguments: [
+        (#"{"op":"subscribe","topic":5,"ref":7}"#, #"\"topic\" must be a string"#, "7"),
+        (#"{"op":"subscribe","topic":"a","last_event_id":1,"ref":"r"}"#, #"\"last_event_id\" must be a string"#, #""r""#),
+        (#"{"op":"publish","topic":"a","data":{"x":1},"ref":8}"#, #"\"data\" must be a string"#, "8"),
+        (#"{"op":"publish","topic":"a","event":true,"data":"d","ref":9}"#, #"\"event\" must be a string"#, "9"),
+        (#"{"op":"unsubscribe","topic":["a","b"],"ref":10}"#, #"\"topic\" must be a string"#, "10"),
+        (#"{"op":"auth","token":false,"ref":11}"#, #"\"token\" must be a string"#, "11"),
+        (#"{"op":1,"ref":12}"#, #"\"op\" must be a string"#, "12"),
+    ])
+    func wrongTypesKeepTheRef(json: String, message: String, ref: String) {
+        #expect(Self.reply(json) == #"{"op":"error","code":"invalid_command","message":""# + message + #"","ref":"# + ref + "}")
+    }
+
+    @Test("a ref that is neither a string nor a safe integer is refused without a ref", arguments: [
+        #"{"op":"subscribe","topic":"a","ref":1.5}"#, #"{"op":"subscribe","topic":"a","ref":1e3}"#,
+        #"{"op":"subscribe","topic":"a","ref":1.0}"#, #"{"op":"subscribe","topic":"a","ref":9007199254740992}"#,
+        #"{"op":"subscribe","topic":"a","ref":-9007199254740992}"#,
+        #"{"op":"subscribe","topic":"a","ref":123456789012345678901234567890}"#,
+        #"{"op":"subscribe","topic":"a","ref":true}"#, #"{"op":"subscribe","topic":"a","ref":{"id":1}}"#,
+        #"{"op":"subscribe","topic":"a","ref":[1]}"#,
+    ])
+    func badRefs(json: String) {
+        guard case .failure(let e) = Self.parse(json) else {
+            Issue.record("accepted \(json)")
+            return
+        }
+        #expect(e.code == "invalid_command", "\(json): \(e.message)")
+        #expect(e.message.contains("\"ref\""), "\(json): \(e.message)")
+        #expect(e.ref == nil)
+    }
+
+    @Test("unknown keys of any JSON type are ignored")
+    func unknownKeysOfAnyType() {
+        #expect(Self.parse(#"{"op":"subscribe","topic":"a","n":1,"b":true,"z":null,"o":{"x":[1,{"y":"z"}]},"l":[]}"#)
+            == .success(.subscribe(topic: "a", lastEventID: nil, ref: nil)))
+    }
+
+    @Test("still invalid_json, without a ref: not one well-formed flat-enough JSON object", arguments: [
+        #"{"op":"subscribe","topic":"a","ref":1"#, #"{"op":"subscribe","topic":"a","ref":01}"#,
+        #"{"op":"subscribe","topic":"a","ref":+1}"#, #"{"op":"subscribe","topic":"a","ref":1.}"#,
+        #"{"op":"subscribe","topic":"a","ref":-}"#, #"{"op":"subscribe","topic":"a","ref":tru}"#,
+        #"{"op":"subscribe","topic":"a","ref":nul}"#, #"{"op":"subscribe","topic":"a","ref":1,"ref":2}"#,
+        #"{"op":"subscribe","topic":"a","x":[1,]}"#, #"{"op":"subscribe","topic":"a","x":{"k":"\ud800"}}"#,
+        #"{"op":"subscribe","topic":"a","x":{"k":1,"k":2}}"#, #"{"op":"subscribe","topic":"a","ref":1}x"#,
+        #"{"op":"subscribe","topic":"a","x":"# + String(repeating: "[", count: 40) + String(repeating: "]", count: 40) + "}",
+        #"{"op":"subscribe","topic":"a","x":"# + String(repeating: "[", count: 100_000) + "}",
+    ])
+    func stillInvalidJSON(json: String) {
+        guard case .failure(let e) = Self.parse(json) else {
+            Issue.record("accepted \(json.prefix(80))")
+            return
+        }
+        #expect(e.code == "invalid_json", "\(json.prefix(80)): \(e.message)")
+        #expect(e.ref == nil)
+    }
+
     @Test("ack/error replies round-trip through the command JSON reader")
     func replyRoundTrip() {
         let weird = "r\u{1}\"\\😀"
-        #expect(Self.fields(WebSocketMessages.ack(ref: weird)) == ["op": "ack", "ref": weird])
+        #expect(Self.fields(WebSocketMessages.ack(ref: .string(weird))) == ["op": "ack", "ref": weird])
         #expect(Self.fields(WebSocketMessages.gap(lastEventID: weird, oldestRetained: nil))
             == ["op": "gap", "last_event_id": weird, "oldest_retained": ""])
     }

@@ -212,6 +212,40 @@ def test_subscribe_unsubscribe_commands_keep_order_without_gap(pushd):
     asyncio.run(_commands_move_logs(pushd))
 
 
+def test_command_ref_keeps_its_json_type_on_ack_and_error(pushd):
+    """A `ref` may be a JSON string or integer (Centrifugo-style clients send integer ids); the
+    `ack` or `error` echoes it with the same JSON type. An optional field given as `null` is
+    absent, and a command refused for a field problem still carries its ref (API.md, Commands)."""
+    async def run():
+        async with websockets.connect(ws_url(pushd, "/subscribe"), ping_interval=None) as ws:
+            async def reply(command: str):
+                await ws.send(command)
+                return json.loads(await asyncio.wait_for(ws.recv(), 5))
+
+            ack = await reply('{"op":"subscribe","topic":"refs","last_event_id":null,"ref":1}')
+            assert ack == {"op": "ack", "ref": 1} and type(ack["ref"]) is int
+            ack = await reply('{"op":"unsubscribe","topic":"refs","ref":"1"}')
+            assert ack == {"op": "ack", "ref": "1"}
+            big = 2**53 - 1
+            ack = await reply('{"op":"subscribe","topic":"refs","ref":%d}' % big)
+            assert ack == {"op": "ack", "ref": big} and type(ack["ref"]) is int
+            # Refused by the server (bad topic), by the rights check, and for a field's type.
+            err = await reply('{"op":"subscribe","topic":"a//b","ref":2}')
+            assert err["op"] == "error" and err["code"] == "bad_topic" and err["ref"] == 2 and type(err["ref"]) is int
+            err = await reply('{"op":"publish","topic":"refs","data":"x","ref":-3}')
+            assert err["code"] == "forbidden" and err["ref"] == -3
+            err = await reply('{"op":"subscribe","topic":5,"ref":4}')
+            assert err["code"] == "invalid_command" and err["ref"] == 4, err
+            err = await reply('{"op":"unsubscribe","topic":null,"ref":5}')
+            assert err["code"] == "invalid_command" and err["ref"] == 5, err
+            # A ref that is not a string nor a safe integer cannot be echoed.
+            err = await reply('{"op":"subscribe","topic":"refs","ref":1.5}')
+            assert err["code"] == "invalid_command" and "ref" not in err, err
+            # Still one connection, still answering.
+            assert await reply('{"op":"unsubscribe","topic":"refs","ref":6}') == {"op": "ack", "ref": 6}
+    asyncio.run(run())
+
+
 @pytest.mark.pushd(env={"PUSHD_WEBSOCKET_ALLOW_PUBLISH": "true"})
 def test_publish_command_with_rights(pushd):
     async def run():
