@@ -21,8 +21,10 @@ struct TopicNameTests {
         let b = c.asciiValue!
         #expect(TopicName.isAllowed(b))
         #expect(TopicName.problem(in: "a\(c)b") == nil)
-        #expect(TopicName.problem(in: "x/\(c)") == nil)
-        #expect(TopicName.problem(in: String(c)) == nil)
+        // A segment that is only "." is a dot segment (see `dotSegments`).
+        #expect(TopicName.problem(in: "x/\(c)") == (c == "." ? .dotSegment : nil))
+        #expect(TopicName.problem(in: String(c)) == (c == "." ? .dotSegment : nil))
+        #expect(TopicName.problem(in: "x/\(c)\(c)\(c)") == nil)
     }
 
     @Test func alphanumericsAllowedEverythingElseRefused() {
@@ -51,13 +53,30 @@ struct TopicNameTests {
         #expect(TopicName.problem(in: "a/..") == .dotDotSegment)
         #expect(TopicName.problem(in: "../a") == .dotDotSegment)
         #expect(TopicName.problem(in: "a/../b") == .dotDotSegment)
-        // "." and other dot runs are fine.
-        #expect(TopicName.problem(in: ".") == nil)
-        #expect(TopicName.problem(in: "a/./b") == nil)
+        // Dots in a longer segment are fine.
         #expect(TopicName.problem(in: "...") == nil)
         #expect(TopicName.problem(in: "a..b") == nil)
         #expect(TopicName.problem(in: "..a") == nil)
         #expect(TopicName.problem(in: "a/.b./c") == nil)
+    }
+
+    /// A "." segment is refused like ".." (RFC 3986 §5.2.4): a reverse proxy that removes dot
+    /// segments would turn `./private/a` into `private/a`, another topic.
+    @Test func dotSegments() {
+        for name in [".", "./a", "a/.", "a/./b", "./private/a", "a/b/./c/d", "./..", "../."] {
+            #expect(TopicName.problem(in: name) != nil, "\(name)")
+        }
+        #expect(TopicName.problem(in: ".") == .dotSegment)
+        #expect(TopicName.problem(in: "./a") == .dotSegment)
+        #expect(TopicName.problem(in: "a/.") == .dotSegment)
+        #expect(TopicName.problem(in: "a/./b") == .dotSegment)
+        #expect(TopicName.problem(in: "./private/a") == .dotSegment)
+        // The first bad segment is the one reported.
+        #expect(TopicName.problem(in: "./..") == .dotSegment)
+        #expect(TopicName.problem(in: "../.") == .dotDotSegment)
+        for name in [".a", "a.", ".a./b", "a/.b", "a/b.", "...", "a/.../b", "a.b/c..d", ".~", "._"] {
+            #expect(TopicName.problem(in: name) == nil, "\(name)")
+        }
     }
 
     @Test func nonASCIIRefused() {
@@ -67,7 +86,7 @@ struct TopicNameTests {
     }
 
     @Test func problemMessagesAreSentences() {
-        let problems: [TopicName.Problem] = [.empty, .tooLong(300), .badCharacter(0x20), .emptySegment, .dotDotSegment]
+        let problems: [TopicName.Problem] = [.empty, .tooLong(300), .badCharacter(0x20), .emptySegment, .dotSegment, .dotDotSegment]
         for p in problems { #expect(!p.message.isEmpty) }
         #expect(TopicName.Problem.tooLong(300).message.contains("300"))
         #expect(TopicName.Problem.badCharacter(0x20).message.contains("0x20"))

@@ -467,3 +467,50 @@ def test_loopback_exempt_by_default(pushd):
     with SyncConn(pushd.port) as c:
         c.send(b"".join(request_bytes("POST", "/topics/local", b"x") for _ in range(50)))
         assert [c.read_response().status for _ in range(50)] == [200] * 50
+
+
+# Dot segments in a topic name (RFC 3986 §5.2.4): a reverse proxy that removes them would map
+# `./private/a` or `private/../a` onto `private/a`, another topic (perhaps a private one).
+DOT_SEGMENT_TOPICS = [
+    "./private/a", "private/./a", ".", "a/.", "private/../a", "..",
+    "%2e", "%2E/private/a", ".%2Fprivate%2Fa", "a%2F%2e%2Fb", "private/%2e%2E/a", "%2e%2e%2Fprivate%2Fa",
+]
+
+
+def test_dot_segment_topics_refused(pushd):
+    """`.` and `..` segments, plain or percent-encoded, are `400 bad_topic` for publish, SSE
+    (path and `?topic=`), the WebSocket upgrade and the WebSocket `subscribe` command; dots inside
+    a longer segment stay valid (SECURITY.md row 65)."""
+    import websockets
+
+    def bad_topic(r):
+        assert assert_json_error(r, 400)["error"] == "bad_topic", r.body
+
+    for raw in DOT_SEGMENT_TOPICS:
+        with SyncConn(pushd.port) as c:
+            c.send(request_bytes("POST", f"/topics/{raw}", b"x"))
+            bad_topic(c.read_response())
+            c.send(request_bytes("GET", f"/topics/{raw}"))
+            bad_topic(c.read_response())
+            c.send(request_bytes("GET", f"/subscribe?topic={raw}"))
+            bad_topic(c.read_response())
+        with SyncConn(pushd.port) as c:
+            c.send(request_bytes("GET", f"/topics/{raw}", headers={
+                "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}))
+            bad_topic(c.read_response())
+    for fine in (".a", "a.", "...", "a/.b./c", "a..b"):
+        with SyncConn(pushd.port) as c:
+            c.send(request_bytes("POST", f"/topics/{fine}", b"x"))
+            r = c.read_response()
+            assert r.status == 200 and r.json()["topic"] == fine, (fine, r.status, r.body)
+
+    async def ws_commands():
+        async with websockets.connect(f"ws://127.0.0.1:{pushd.port}/subscribe", ping_interval=None) as ws:
+            for i, name in enumerate(["./private/a", "private/./a", ".", "a/.", "private/../a"]):
+                await ws.send(json.dumps({"op": "subscribe", "topic": name, "ref": f"d{i}"}))
+                reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
+                assert reply["op"] == "error" and reply["code"] == "bad_topic" and reply["ref"] == f"d{i}", reply
+            await ws.send(json.dumps({"op": "subscribe", "topic": ".a", "ref": "ok"}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 5)) == {"op": "ack", "ref": "ok"}
+    asyncio.run(ws_commands())

@@ -1,5 +1,7 @@
 /// Topic names (API.md "Topics"): 1–256 bytes from `[A-Za-z0-9._~:@!$&'()*+,;=-]` and `/`,
-/// with no empty segment (no leading, trailing or doubled `/`) and no `..` segment.
+/// with no empty segment (no leading, trailing or doubled `/`) and no `.` or `..` segment: a
+/// reverse proxy that removes dot segments (RFC 3986 §5.2.4) would map `./private/a` or
+/// `private/../a` onto another topic. Names are checked after percent-decoding, so `%2e` is a dot.
 public enum TopicName {
     /// Longest topic name, in bytes.
     public static let maxBytes = 256
@@ -10,6 +12,7 @@ public enum TopicName {
         case tooLong(Int)
         case badCharacter(UInt8)
         case emptySegment
+        case dotSegment
         case dotDotSegment
 
         public var message: String {
@@ -19,6 +22,7 @@ public enum TopicName {
             case .badCharacter(let b):
                 return "topic name contains byte 0x\(String(b, radix: 16)); allowed: A-Z a-z 0-9 . _ ~ : @ ! $ & ' ( ) * + , ; = - and /"
             case .emptySegment: return "topic name has an empty segment (leading, trailing or doubled '/')"
+            case .dotSegment: return "topic name has a '.' segment"
             case .dotDotSegment: return "topic name has a '..' segment"
             }
         }
@@ -51,6 +55,7 @@ public enum TopicName {
             if i == bytes.count || bytes[i] == UInt8(ascii: "/") {
                 let length = i - segmentStart
                 if length == 0 { return .emptySegment }
+                if length == 1 && bytes[segmentStart] == UInt8(ascii: ".") { return .dotSegment }
                 if length == 2 && bytes[segmentStart] == UInt8(ascii: ".") && bytes[segmentStart + 1] == UInt8(ascii: ".") {
                     return .dotDotSegment
                 }
