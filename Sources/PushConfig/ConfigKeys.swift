@@ -151,7 +151,8 @@ extension KeySpec {
 extension KeySpec {
     /// A key taking a list of strings: a YAML sequence, or one comma-separated string (environment
     /// variables); an empty string is the empty list. Entries are trimmed and must not be empty.
-    /// `valid` checks each entry; a bad one is reported at `PATH[i]`, quoted unless `secret`.
+    /// `valid` checks each entry; every bad one is reported at its `PATH[i]` (`pushd check-config`
+    /// prints every error, API.md "Config"), quoted unless `secret`.
     static func stringList(
         _ path: String, expected: String = "must not be empty", secret: Bool = false,
         valid: @escaping @Sendable (String) -> Bool = { !$0.isEmpty },
@@ -167,11 +168,11 @@ extension KeySpec {
                     String($0).trimmingWhitespace()
                 }
             }
-            if let i = items.firstIndex(where: { $0.isEmpty || !valid($0) }) {
-                return [ValueFailure(subPath: "[\(i)]", expected: expected, got: secret ? nil : items[i])]
+            let failures = items.indices.filter { items[$0].isEmpty || !valid(items[$0]) }.map {
+                ValueFailure(subPath: "[\($0)]", expected: expected, got: secret ? nil : items[$0])
             }
-            set(&config, items)
-            return []
+            if failures.isEmpty { set(&config, items) }
+            return failures
         }
     }
 

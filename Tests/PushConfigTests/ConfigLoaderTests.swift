@@ -284,6 +284,52 @@ struct ValueFormTests {
         #expect(fromEnv.first?.reason.hasSuffix("(got \"nonsense\" from PUSHD_LISTEN)") == true)
     }
 
+    @Test("list keys: every bad entry reported at its index, secrets never quoted")
+    func listEntryErrors() {
+        let tokens = "must be at least 16 characters of A-Z a-z 0-9 - . _ ~ + / ="
+        let secrets = "must be at least 32 bytes (RFC 7518 §3.2) and not a PEM key"
+        let yaml = """
+            auth:
+              publish:
+                tokens: ["short-secret-1", "good-token-0123456789", "bad secret with spaces 0123", "short-secret-2"]
+              jwt:
+                secrets: ["tiny-hmac-secret", "another-tiny-hmac-secret"]
+                public_keys: ["relative/a.pem", "/abs/ok.pem", "relative/b.pem"]
+              private_topics: ["ok/*", "a//b", "./x"]
+            cors:
+              allowed_origins: ["https://ok.example", "HTTPS://UPPER.example", "https://x.example/path"]
+            """
+        let found = check(yaml)
+        #expect(found == [
+            ConfigIssue(keyPath: "auth.publish.tokens[0]", reason: tokens),
+            ConfigIssue(keyPath: "auth.publish.tokens[2]", reason: tokens),
+            ConfigIssue(keyPath: "auth.publish.tokens[3]", reason: tokens),
+            ConfigIssue(keyPath: "auth.jwt.secrets[0]", reason: secrets),
+            ConfigIssue(keyPath: "auth.jwt.secrets[1]", reason: secrets),
+            ConfigIssue(keyPath: "auth.jwt.public_keys[0]", reason: "must be an absolute path to a PEM file (got \"relative/a.pem\")"),
+            ConfigIssue(keyPath: "auth.jwt.public_keys[2]", reason: "must be an absolute path to a PEM file (got \"relative/b.pem\")"),
+            ConfigIssue(keyPath: "auth.private_topics[1]", reason: "must be a topic name, PREFIX/* or * (got \"a//b\")"),
+            ConfigIssue(keyPath: "auth.private_topics[2]", reason: "must be a topic name, PREFIX/* or * (got \"./x\")"),
+            ConfigIssue(
+                keyPath: "cors.allowed_origins[1]",
+                reason: "must be * or an origin SCHEME://HOST[:PORT] in lower case, without a path (got \"HTTPS://UPPER.example\")"),
+            ConfigIssue(
+                keyPath: "cors.allowed_origins[2]",
+                reason: "must be * or an origin SCHEME://HOST[:PORT] in lower case, without a path (got \"https://x.example/path\")"),
+        ])
+        // The daemon's own load reports the same, and no secret, good or bad, is in any message.
+        #expect(issues(yaml: yaml) == found)
+        for secret in ["short-secret", "good-token", "bad secret", "tiny-hmac"] {
+            #expect(!found.contains { $0.description.contains(secret) }, "\(secret)")
+        }
+        // From the environment: each entry, named by the variable, still unquoted.
+        let fromEnv = issues(environment: ["PUSHD_AUTH_PUBLISH_TOKENS": "short-secret-1,good-token-0123456789,short-secret-2"])
+        #expect(fromEnv == [
+            ConfigIssue(keyPath: "auth.publish.tokens[0]", reason: tokens + " (from PUSHD_AUTH_PUBLISH_TOKENS)"),
+            ConfigIssue(keyPath: "auth.publish.tokens[2]", reason: tokens + " (from PUSHD_AUTH_PUBLISH_TOKENS)"),
+        ])
+    }
+
     @Test("ring_entries and receive_buffers must be powers of two")
     func powersOfTwo() throws {
         #expect(try load(yaml: "loop:\n  receive_buffers: 1024").loop.receiveBufferCount == 1024)
