@@ -31,6 +31,25 @@ struct JSONValueTests {
         }
     }
 
+    /// An object with many members is parsed in linear time: the duplicate-name check must not
+    /// scan every earlier member (80,000 names in a `/publish` body held a loop for 11 s). The
+    /// bound is 20x what the linear parser needs on a loaded CI machine, and far below the ~17 s
+    /// the quadratic check took for 100,000 names.
+    @Test func manyMembersParseInLinearTime() throws {
+        var text = "{"
+        for i in 0..<100_000 { text += (i == 0 ? "" : ",") + "\"k\(i)\":\(i)" }
+        text += ",\"k99999\":0}"
+        let clock = ContinuousClock()
+        let started = clock.now
+        let result = parse(text)
+        let took = clock.now - started
+        guard case .failure(let e) = result else { Issue.record("the duplicate k99999 was accepted"); return }
+        #expect(e.description.contains("duplicate member name \"k99999\""), "\(e)")
+        #expect(took < .seconds(5), "100,000 members took \(took)")
+        let ok = parse(String(text.dropLast(",\"k99999\":0}".count)) + "}")
+        #expect((try? ok.get())?["k99999"] == .number("99999"))
+    }
+
     @Test func boundsNesting() {
         let deep = String(repeating: "[", count: 40) + String(repeating: "]", count: 40)
         guard case .failure(let e) = JSONValue.parse(Array(deep.utf8), maxDepth: 32) else {
