@@ -39,9 +39,11 @@ def test_metrics_parse_and_match(pushd):
 
     subs = asyncio.run(run())
     end = time.monotonic() + 3
-    while True:  # loops publish their counters every tick (100 ms)
+    while True:  # each loop publishes its counters and gauges on its own tick (100 ms)
         m = _scrape(pushd.base_url)
-        if m.get(("pushd_events_delivered_total", ())) == N_SUBS * N_EVENTS or time.monotonic() > end:
+        settled = (m.get(("pushd_events_delivered_total", ())) == N_SUBS * N_EVENTS
+                   and m.get(("pushd_subscribers", ())) == N_SUBS + 1)
+        if settled or time.monotonic() > end:
             break
         time.sleep(0.1)
     assert m[("pushd_events_published_total", ())] == N_EVENTS
