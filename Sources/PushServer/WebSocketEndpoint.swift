@@ -415,7 +415,17 @@ extension LoopWorker {
 
     /// Drain (SIGTERM, `Drain.swift`): Close 1001 "going away" once (RFC 6455 §7.4.1); the TCP
     /// connection closes once it is written, or 2 s later.
+    ///
+    /// Every event already acknowledged is written first, like an SSE stream's last events: the
+    /// Close 1001 is queued only once nothing of the stream is left to hand to the kernel (this
+    /// is called on every drain step, each wake and tick). A subscriber that stops reading is cut
+    /// at `shutdown_timeout`.
     func webSocketDrain(_ c: Connection) {
+        guard let s = c.ws, !s.closeSent else { return }
+        if c.out.hasPendingBytes {
+            startSend(c)  // no-op while a send is in flight; coalescing holds end within their delay
+            return
+        }
         wsClose(c, .goingAway, "pushd is shutting down; reconnect with last_event_id")
     }
 

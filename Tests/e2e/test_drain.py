@@ -265,3 +265,92 @@ def test_sigterm_every_acknowledged_publish_reaches_every_subscriber(pushd):
         assert not missing, f"subscriber {k}: {len(missing)} of {len(acked)} acknowledged events never arrived: {missing[:5]}"
     for s in subs:
         s.close()
+
+
+def _ws_frames(data: bytes) -> tuple[list[dict], tuple[int, str] | None]:
+    """The text messages (JSON) and the Close (code, reason) in a server's WebSocket byte stream
+    after the 101 head."""
+    import struct
+    data = data[data.index(b"\r\n\r\n") + 4:]
+    messages, close, i = [], None, 0
+    while i + 2 <= len(data):
+        b0, b1 = data[i], data[i + 1]
+        length, j = b1 & 0x7F, i + 2
+        if length == 126:
+            length, j = struct.unpack(">H", data[j:j + 2])[0], j + 2
+        elif length == 127:
+            length, j = struct.unpack(">Q", data[j:j + 8])[0], j + 8
+        payload, i = data[j:j + length], j + length
+        if len(payload) < length:
+            break
+        if b0 & 0x0F == 1:
+            messages.append(json.loads(payload))
+        elif b0 & 0x0F == 8:
+            close = (struct.unpack(">H", payload[:2])[0], payload[2:].decode())
+    return messages, close
+
+
+def test_sigterm_flushes_a_websocket_backlog_before_its_close(pushd_factory):
+    """A WebSocket subscriber that has fallen behind gets every event acknowledged before SIGTERM,
+    then the Close 1001 — like an SSE stream, which ends after its last queued event (found by an
+    adversarial run: the Close went out at once and the queued tail was dropped, 1631 of 3000
+    acknowledged events on every backend)."""
+    import base64
+    import os
+    import re
+    import socket
+    import threading
+    d = pushd_factory(env={"PUSHD_SUBSCRIBER_QUEUE_EVENTS": "1000000", "PUSHD_SUBSCRIBER_QUEUE_BYTES": "512MiB",
+                           "PUSHD_SHUTDOWN_TIMEOUT": "30s"})
+
+    def slow_socket() -> socket.socket:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+        s.connect(("127.0.0.1", d.port))
+        return s
+
+    ws = slow_socket()
+    key = base64.b64encode(os.urandom(16)).decode()
+    ws.sendall(f"GET /topics/backlog HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    sse = slow_socket()
+    sse.sendall(b"GET /topics/backlog HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)
+    acked = []
+    pub = socket.create_connection(("127.0.0.1", d.port))
+    buf = b""
+    for i in range(3000):  # 6 MB: far beyond both subscribers' socket buffers
+        body = f"{i}:".encode() + b"z" * 2000
+        pub.sendall(b"POST /topics/backlog HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        while b"}\n" not in buf:
+            buf += pub.recv(65536)
+        line, _, buf = buf.partition(b"}\n")
+        acked.append(re.search(rb'"id":"([^"]+)"', line).group(1).decode())
+    pub.close()
+    d.stopped_by_test = True
+    d.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    received = {}
+
+    def read_all(s: socket.socket, name: str) -> None:
+        s.settimeout(20)
+        data = bytearray()
+        try:
+            while chunk := s.recv(65536):
+                data += chunk
+        except OSError:
+            pass
+        received[name] = bytes(data)
+
+    readers = [threading.Thread(target=read_all, args=(ws, "ws")), threading.Thread(target=read_all, args=(sse, "sse"))]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join(30)
+    assert d.proc.wait(30) == 0
+    messages, close = _ws_frames(received["ws"])
+    ws_ids = [m["id"] for m in messages if "id" in m]
+    sse_ids = [x.decode() for x in re.findall(rb"\nid: (\S+)\n", received["sse"])]
+    assert sse_ids == acked, f"SSE: {len(sse_ids)} of {len(acked)}"
+    assert ws_ids == acked, f"WebSocket: {len(ws_ids)} of {len(acked)} acknowledged events before the Close"
+    assert close is not None and close[0] == 1001, close
