@@ -9,8 +9,11 @@ import Synchronization
 ///
 /// The file `<state_directory>/event-id-lease` holds a millisecond value L that no id of the
 /// running process reaches: on start, ids begin above `L-0`; while running, L is pushed ahead
-/// (written with fsync, then renamed into place) whenever the newest id comes within `margin` of
-/// it. A crash therefore never lets the next run reissue an id, whatever the clock does. A clean
+/// (written with fsync, then renamed into place) whenever the clock or the newest id comes within
+/// `margin` of it, to `ahead` past the clock (or just past the newest id, when ids run ahead of
+/// the clock). A crash therefore never lets the next run reissue an id, whatever the clock does,
+/// and repeated crashes do not push ids further ahead: after a crash the ids start at L and the
+/// lease follows the clock again, not L. A clean
 /// stop (`release(newest:)`) writes the newest id's millisecond + 1 instead, so a restart does not
 /// push ids up to a minute ahead of the clock; only a run after a crash starts at the lease.
 ///
@@ -59,14 +62,18 @@ final class EventIDLease: Sendable {
     /// The floor for this run's ids: every id will be greater than it.
     var floor: EventID { EventID(milliseconds: lease.withLock { $0 }, sequence: 0) }
 
-    /// Extends the lease when `newest` (the last id assigned, or the boot id) comes close.
-    /// Returns an error message when the write failed (ids stay correct for this run; only the
-    /// guarantee for the next run after a crash is weaker).
+    /// Extends the lease when `newest` (the last id assigned, or the boot id) or the wall clock
+    /// `nowMilliseconds` comes within `margin` of it: to `ahead` past the clock, and at least just
+    /// past `newest`. While ids run ahead of the clock (after a crash, or a clock stepped back)
+    /// they stay below `newest.milliseconds + 1` until the clock catches up, so the lease is not
+    /// rewritten meanwhile. Returns an error message when the write failed (ids stay correct for
+    /// this run; only the guarantee for the next run after a crash is weaker).
     @discardableResult
-    func extendIfNeeded(newest: EventID) -> String? {
+    func extendIfNeeded(newest: EventID, nowMilliseconds: UInt64) -> String? {
         let current = lease.withLock { $0 }
-        guard newest.milliseconds + Self.margin >= current else { return nil }
-        let next = newest.milliseconds + Self.ahead
+        guard max(newest.milliseconds, nowMilliseconds) + Self.margin >= current else { return nil }
+        let next = max(newest.milliseconds + 1, nowMilliseconds + Self.ahead)
+        guard next > current else { return nil }
         if let error = write(next) { return error }
         lease.withLock { $0 = max($0, next) }
         return nil

@@ -478,7 +478,7 @@ final class LoopWorker: LoopHandler {
         }
         if index == 0 {
             shared.broker.expire(nowMilliseconds: Clock.wallMilliseconds())
-            if let lease = shared.lease, let error = lease.extendIfNeeded(newest: shared.broker.lastID) {
+            if let lease = shared.lease, let error = lease.extendIfNeeded(newest: shared.broker.lastID, nowMilliseconds: Clock.wallMilliseconds()) {
                 logger.error("event-id lease not extended: \(error)")
             }
         }

@@ -141,7 +141,7 @@ public final class Server: Sendable {
                 events: r.events, bytes: r.maxBytes, maxAgeMilliseconds: UInt64(r.maxAge * 1000)),
             idFloor: lease?.floor ?? .zero,
             nowMilliseconds: Clock.wallMilliseconds())
-        if let lease, let error = lease.extendIfNeeded(newest: broker.lastID) {
+        if let lease, let error = lease.extendIfNeeded(newest: broker.lastID, nowMilliseconds: Clock.wallMilliseconds()) {
             throw ServerError.state(reason: error)
         }
         self.shared = ServerShared(config: configuration, broker: broker, lease: lease, loopCount: workerCount)

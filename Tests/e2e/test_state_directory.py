@@ -65,3 +65,22 @@ def test_two_daemons_cannot_share_a_state_directory(pushd_factory, tmp_path, bac
     first.stop()
     second = pushd_factory(env=env)
     publish_sync(second.port, "state", "second")
+
+
+def test_repeated_crashes_do_not_push_ids_further_ahead(pushd_factory, tmp_path):
+    """After a crash ids start at the lease, up to a minute ahead of the clock; crashing again and
+    again must not add another minute each time (found by an adversarial run: 60, 120, 180, 240 s
+    ahead after successive SIGKILLs)."""
+    env = {"PUSHD_STATE_DIRECTORY": str(tmp_path)}
+    ids = []
+    port = None
+    for n in range(4):
+        d = pushd_factory(env=env, port=port)
+        port = d.port
+        ids.append(publish_sync(port, "state", f"run {n}"))
+        ahead = _ms(ids[-1]) - int(time.time() * 1000)
+        assert ahead <= 65_000, f"run {n}: id {ids[-1]} is {ahead / 1000:.1f} s ahead of the clock"
+        d.stopped_by_test = True
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait(10)
+    assert [_key(i) for i in ids] == sorted(_key(i) for i in ids) and len(set(ids)) == len(ids), ids
