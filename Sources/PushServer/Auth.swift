@@ -238,7 +238,7 @@ extension LoopWorker {
     }
 
     /// After a reload changed the auth rules (`AuthContext.sameRules(as:)` false: `auth.*`, or a
-    /// JWT key file's content), checks every open stream again as if it subscribed now, so a
+    /// JWT key file's content) or `websocket.allow_publish`, checks every open stream again as if it subscribed now, so a
     /// revoked token, a removed key or a topic made private takes effect on open connections too:
     /// - an SSE stream with a private topic whose kept token no longer grants it (or that has no
     ///   token: the topic became private) is ended cleanly (`endStream`): the client reconnects,

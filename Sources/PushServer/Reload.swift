@@ -80,7 +80,13 @@ extension Server {
         applied.replay = old.replay
         applied.stateDirectory = old.stateDirectory
         restart += reloadTLS(new.tls, old: old.tls, applied: &applied)  // TLSContext.swift
+        let oldAuth = shared.live.current.auth
         shared.live.replace(applied)
+        let newAuth = shared.live.current.auth
+        if oldAuth.settings == newAuth.settings, oldAuth.keyFingerprint != newAuth.keyFingerprint {
+            // Same paths, new content: invisible in the configuration's values, so said here.
+            logger.info("auth.jwt.public_keys: a key file's content changed; open streams are checked against the new keys")
+        }
         for inbox in shared.broker.inboxes { inbox.wake() }
         return restart
     }
@@ -94,9 +100,14 @@ extension LoopWorker {
         let snapshot = live.current
         configGeneration = snapshot.generation
         let previousAuth = auth
+        let previousAllowPublish = config.websocket.allowPublish
         auth = snapshot.auth
         applyConfiguration(snapshot.config)
-        if !previousAuth.sameRules(as: auth) { reauthorizeConnections() }  // Auth.swift
+        // Auth.swift: open connections are checked again when the rules (or whether a WebSocket
+        // may publish at all) changed.
+        if !previousAuth.sameRules(as: auth) || previousAllowPublish != config.websocket.allowPublish {
+            reauthorizeConnections()
+        }
     }
 
     /// Copies what this loop uses from `config`.

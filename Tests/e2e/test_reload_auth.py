@@ -137,3 +137,51 @@ def test_a_static_token_subscribing_a_private_topic_is_forbidden(pushd_factory, 
             assert r["op"] == "error" and r["code"] == "forbidden_topic", r
 
     asyncio.run(run())
+
+
+def test_reload_turning_on_websocket_publish_reaches_open_connections(pushd_factory, tmp_path):
+    """`websocket.allow_publish` switched on by a reload applies to a WebSocket already open with
+    a publish token, not only to new ones (found by an adversarial run)."""
+    keys = Keys(tmp_path)
+    _config(tmp_path, keys, [STATIC_TOKEN], ["private/*"])
+    path = tmp_path / "pushd-auth.yaml"
+    path.write_text(path.read_text().replace("allow_publish: true", "allow_publish: false"))
+    d = pushd_factory(args=["--config", str(path)])
+
+    async def run():
+        async with websockets.connect(f"ws://127.0.0.1:{d.port}/topics/news", additional_headers=bearer(STATIC_TOKEN)) as ws:
+            await ws.send(json.dumps({"op": "publish", "topic": "news", "data": "off", "ref": "1"}))
+            r = await _reply(ws, "1")
+            assert r["op"] == "error" and r["code"] == "forbidden", r
+            path.write_text(path.read_text().replace("allow_publish: false", "allow_publish: true"))
+            _reload(d)
+            await ws.send(json.dumps({"op": "publish", "topic": "news", "data": "on", "ref": "2"}))
+            assert (await _reply(ws, "2"))["op"] == "ack"
+
+    asyncio.run(run())
+
+
+def test_reload_after_a_key_file_rotated_in_place(pushd_factory, tmp_path):
+    """A JWT public key file rewritten with a new key (same path) is a change of rules: the reload
+    says so, and a stream authorized by a token of the old key ends."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    keys = Keys(tmp_path)
+    _config(tmp_path, keys, [STATIC_TOKEN], ["private/*"])
+    d = pushd_factory(args=["--config", str(tmp_path / "pushd-auth.yaml")])
+    old = jwt("RS256", claims(subscribe=["private/*"]), keys)
+    stream = SSEStream(d.port, f"/topics/private/k?access_token={old}")
+    assert stream.status == 200
+    keys.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    keys.paths["rsa"].write_bytes(keys.rsa.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    _reload(d)
+    assert "a key file's content changed" in d.log(400_000)
+    assert stream.events(5, timeout=5) == [] and stream.eof, "a stream of the old key was kept"
+    new = jwt("RS256", claims(subscribe=["private/*"]), keys)
+    fresh = SSEStream(d.port, f"/topics/private/k?access_token={new}")
+    assert fresh.status == 200
+    _publish(d, "private/k", "k1", token=STATIC_TOKEN)
+    assert [e.data for e in fresh.events(1, timeout=5)] == ["k1"]
+    stream.close()
+    fresh.close()
