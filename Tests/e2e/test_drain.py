@@ -114,12 +114,31 @@ def test_sigterm_drains_sse_and_clients_reconnect(backend, tmp_path):
     assert "drained in" in log, log[-2000:]
 
 
+def _read_answer(s, buf: bytes) -> tuple[int, dict, bytes, bytes]:
+    """One HTTP answer read from socket `s` after the bytes already in `buf`: (status, headers,
+    body, the bytes after it). Raises EOFError saying where the stream ended."""
+    from e2e_util import parse_head
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise EOFError("end of stream before the answer")
+        buf += chunk
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    status, _, headers = parse_head(head)
+    n = int(headers.get("content-length", "0"))
+    while len(buf) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            raise EOFError("end of stream inside the answer")
+        buf += chunk
+    return status, headers, buf[:n], buf[n:]
+
+
 def _publisher_loop(port: int, stop_at: float, results: list) -> None:
     """A keep-alive publisher sending the next POST as soon as it has read an answer, until an
     answer says `Connection: close`. Appends ("answered", status) per answer, or ("lost", why)
     when a request that was sent got no complete answer."""
     import socket
-    from e2e_util import parse_head
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buf = b""
@@ -130,22 +149,10 @@ def _publisher_loop(port: int, stop_at: float, results: list) -> None:
                       % (len(str(i)), i))
             i += 1
             try:
-                while b"\r\n\r\n" not in buf:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        results.append(("lost", "end of stream before the answer"))
-                        return
-                    buf += chunk
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                status, _, headers = parse_head(head)
-                n = int(headers.get("content-length", "0"))
-                while len(buf) < n:
-                    chunk = s.recv(65536)
-                    if not chunk:
-                        results.append(("lost", "end of stream inside the answer"))
-                        return
-                    buf += chunk
-                buf = buf[n:]
+                status, headers, _, buf = _read_answer(s, buf)
+            except EOFError as e:
+                results.append(("lost", str(e)))
+                return
             except (ConnectionResetError, socket.timeout) as e:
                 results.append(("lost", type(e).__name__))
                 return
@@ -181,7 +188,6 @@ def _acking_publisher(port: int, n: int, acked: list, refused: list) -> None:
     """Publishes `d{n}-{i}` on one keep-alive connection until pushd closes it; records each body
     answered 200 in `acked` and each other status line in `refused`."""
     import socket
-    from e2e_util import parse_head
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buf = b""
@@ -191,20 +197,10 @@ def _acking_publisher(port: int, n: int, acked: list, refused: list) -> None:
             body = f"d{n}-{i}".encode()
             i += 1
             s.sendall(b"POST /topics/drain-acked HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-            while b"\r\n\r\n" not in buf:
-                chunk = s.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-            head, _, buf = buf.partition(b"\r\n\r\n")
-            status, _, headers = parse_head(head)
-            length = int(headers.get("content-length", "0"))
-            while len(buf) < length:
-                chunk = s.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-            answer, buf = buf[:length], buf[length:]
+            try:
+                status, headers, answer, buf = _read_answer(s, buf)
+            except EOFError:
+                return
             if status == 200:
                 acked.append(body.decode())
             else:
