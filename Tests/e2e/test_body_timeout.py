@@ -1,7 +1,7 @@
 """`limits.body_timeout` (docs/SECURITY.md row 64): a request body must arrive within the timeout,
 counted from the end of the head and not reset by each byte, so a body that stalls or trickles in
 cannot hold a connection (slowloris on the body; found by an adversarial run: 500 connections that
-announced 1 MiB and stalled were all still open after 21 s). A healthy subscriber keeps receiving."""
+announced 1 MiB and stalled were all still open after 21 s). The daemon keeps answering meanwhile."""
 import json
 import time
 
